@@ -243,14 +243,12 @@ pub fn diagnose(job: &Job, now: Timestamp) -> Diagnosis {
             }
             if let Some(reason) = rejected_reason(job) {
                 line.push_str(&format!(": the command was rejected: {reason}"));
-            } else if let Some((index, step)) = failed_step {
-                if step.step.required {
-                    line.push_str(&format!(
-                        ": step {index} '{}' failed: {}",
-                        step.step.name,
-                        one_line(step.last_error().unwrap_or("(no error text)"), 200)
-                    ));
-                }
+            } else if let Some((index, step)) = failed_step.filter(|(_, s)| s.step.required) {
+                line.push_str(&format!(
+                    ": step {index} '{}' failed: {}",
+                    step.step.name,
+                    one_line(step.last_error().unwrap_or("(no error text)"), 200)
+                ));
             }
             line
         }
