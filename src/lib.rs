@@ -1,1 +1,13 @@
-//! placeholder
+//! # sccm-connector
+//!
+//! The connector between a packaging portal and ConfigMgr (SCCM). It polls the portal, journals
+//! every command, plans each job into guarded PowerShell steps, runs them, and reports back; after
+//! any crash it resumes every job from its journal.
+//!
+//! ## Layout
+//! - `cli`: the command line, as raw arguments (clap); no I/O.
+//!
+//! The durable core lives in two crates of this workspace: `journal` (the append-only,
+//! hash-chained log) and `replay` (the pure job state machines). See `docs/architecture.md`.
+
+pub mod cli;
