@@ -1,0 +1,922 @@
+//! The [`Journal`] type: opening and recovering a sled database, appending
+//! records atomically, committing them durably (through `commit.rs`),
+//! reading them back, and verifying the whole chain.
+
+use crate::chain::{GENESIS, HASH_LEN, Hash};
+use crate::commit::GroupCommit;
+use crate::error::{JournalError, Result};
+use crate::keys::{
+    self, JobHeadValue, META_KEY, MetaValue, RECORD_TAG, index_key, index_prefix, job_head_key,
+    record_key,
+};
+use crate::record::{Appended, MAX_PAYLOAD_LEN, NewRecord, Record, Timestamp};
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use uuid::Uuid;
+
+/// sled segment size used by the journal. Fixed: sled refuses to reopen a
+/// database with a different segment size. It also fixes the blob threshold
+/// (a quarter of a segment), see [`MAX_PAYLOAD_LEN`].
+pub const SEGMENT_SIZE: usize = 4 * 1024 * 1024;
+
+/// Default sled page-cache budget (16 MiB).
+pub const DEFAULT_CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
+
+/// How to open a journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    cache_capacity: u64,
+    flush_every_ms: Option<u64>,
+    high_throughput: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            flush_every_ms: None,
+            high_throughput: false,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: 16 MiB cache, no background flushing, sled's
+    /// low-space mode.
+    #[must_use]
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// sled page-cache budget in bytes. sled's own default (1 GiB) makes a
+    /// large journal's process grow to hundreds of MB.
+    #[must_use]
+    pub fn cache_capacity(mut self, bytes: u64) -> Options {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// sled's background flush interval. `None` (the default) because
+    /// durability is explicit: only [`Journal::commit`] promises anything,
+    /// and a background flusher would just compete with it for the disk.
+    #[must_use]
+    pub fn flush_every_ms(mut self, every: Option<u64>) -> Options {
+        self.flush_every_ms = every;
+        self
+    }
+
+    /// sled's `Mode::HighThroughput` instead of `Mode::LowSpace`
+    /// (less segment cleaning, more space).
+    #[must_use]
+    pub fn high_throughput(mut self, yes: bool) -> Options {
+        self.high_throughput = yes;
+        self
+    }
+}
+
+/// The last record of the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Its global sequence (0 for an empty journal).
+    pub seq: u64,
+    /// Its hash ([`GENESIS`] for an empty journal).
+    pub hash: Hash,
+}
+
+/// One job as listed by [`Journal::jobs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSummary {
+    /// The job id.
+    pub job: Uuid,
+    /// Its last job sequence, which is also its number of records.
+    pub last_job_seq: u64,
+    /// Global sequence of its last record.
+    pub last_seq: u64,
+}
+
+/// Result of a successful [`Journal::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records walked (equals `head_seq`).
+    pub records: u64,
+    /// Distinct jobs.
+    pub jobs: u64,
+    /// Sequence of the last record.
+    pub head_seq: u64,
+    /// Hash of the last record.
+    pub head_hash: Hash,
+}
+
+/// Cheap counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Appends performed by this handle.
+    pub appends: u64,
+    /// Durability flushes (sled flush + fdatasync) performed by this handle.
+    pub flushes: u64,
+    /// Highest sequence appended (applied, maybe not durable).
+    pub appended_seq: u64,
+    /// Highest sequence known durable.
+    pub durable_seq: u64,
+}
+
+/// An append-only, hash-chained, group-committed journal of opaque payloads
+/// grouped by job. `Send + Sync`: share it with `Arc<Journal>`.
+pub struct Journal {
+    db: sled::Db,
+    dir: PathBuf,
+    /// `<dir>/db`, fdatasync'ed after every sled flush (Linux only, where
+    /// sled ends its flush with `sync_file_range`).
+    log_file: Option<File>,
+    /// Serializes appends; holds the chain head.
+    writer: Mutex<Head>,
+    /// Copy of the head readable while a long `verify` holds `writer`.
+    published: Mutex<Head>,
+    commit: GroupCommit,
+    appends: AtomicU64,
+}
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not sled's Debug: it walks the whole tree.
+        f.debug_struct("Journal")
+            .field("dir", &self.dir)
+            .field("head", &self.head())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values are plain data updated in one assignment, so a
+    // panic elsewhere cannot leave them half-written.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> JournalError {
+    move |source| JournalError::Io { context, source }
+}
+
+/// fsyncs a directory so that entries created in it survive power loss.
+/// Directories cannot be opened as files on Windows, where NTFS journals
+/// its metadata; there this is a no-op.
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("fsyncing the journal directory"))?;
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+    }
+    Ok(())
+}
+
+fn inconsistent(detail: impl Into<String>) -> JournalError {
+    JournalError::Inconsistent {
+        detail: detail.into(),
+    }
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in directory `path` and
+    /// recovers it: sled replays its log, then the journal reads its meta
+    /// head and checks the chain tail (the last record exists, is the one the
+    /// meta head names, recomputes from its predecessor, and its job index
+    /// and job head agree). Everything recovered is made durable before
+    /// `open` returns, so `durable_seq() == head().seq` afterwards.
+    ///
+    /// # Errors
+    /// Storage/I/O errors, or a typed corruption error if the tail check
+    /// fails (e.g. [`JournalError::HashMismatch`],
+    /// [`JournalError::UnknownVersion`] naming the last record).
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Journal> {
+        let dir = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(io("creating the journal directory"))?;
+        let mode = if options.high_throughput {
+            sled::Mode::HighThroughput
+        } else {
+            sled::Mode::LowSpace
+        };
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(options.cache_capacity)
+            .flush_every_ms(options.flush_every_ms)
+            .segment_size(SEGMENT_SIZE)
+            .use_compression(false)
+            .mode(mode)
+            .open()?;
+
+        let log_file = if cfg!(target_os = "linux") {
+            Some(File::open(dir.join("db")).map_err(io("opening <dir>/db for fdatasync"))?)
+        } else {
+            None
+        };
+
+        let head = check_tail(&db)?;
+        let journal = Journal {
+            db,
+            log_file,
+            writer: Mutex::new(head),
+            published: Mutex::new(head),
+            commit: GroupCommit::new(head.seq),
+            appends: AtomicU64::new(0),
+            dir,
+        };
+        // Make the recovered state (and sled's own files: `conf`, the log,
+        // the snapshot it just renamed into place, `blobs/`) durable.
+        journal.flush_and_sync()?;
+        File::open(journal.dir.join("conf"))
+            .and_then(|f| f.sync_all())
+            .map_err(io("fsyncing <dir>/conf"))?;
+        sync_dir(&journal.dir.join("blobs"))?;
+        sync_dir(&journal.dir)?;
+        Ok(journal)
+    }
+
+    /// The directory the journal lives in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one record to `job` and returns its sequence numbers and
+    /// hash. The record is applied atomically (record, job index, job head
+    /// and meta head in one sled batch) and is immediately readable, but it
+    /// is **not durable** until [`Journal::commit`] for its `seq` returns.
+    ///
+    /// # Errors
+    /// [`JournalError::PayloadTooLarge`] above [`MAX_PAYLOAD_LEN`],
+    /// [`JournalError::Poisoned`] after an earlier write/flush failure,
+    /// storage errors (which poison the journal).
+    pub fn append(
+        &self,
+        job: Uuid,
+        timestamp: Timestamp,
+        payload_format: u16,
+        payload: &[u8],
+    ) -> Result<Appended> {
+        if payload.len() > MAX_PAYLOAD_LEN {
+            return Err(JournalError::PayloadTooLarge {
+                len: payload.len(),
+                max: MAX_PAYLOAD_LEN,
+            });
+        }
+        let mut head = lock(&self.writer);
+        self.commit.check_poison()?;
+        let seq = head
+            .seq
+            .checked_add(1)
+            .ok_or(JournalError::SequenceExhausted)?;
+        let job_key = job_head_key(job);
+        let job_seq = match self.db.get(job_key)? {
+            None => 1,
+            Some(v) => {
+                let prev = JobHeadValue::decode(&v)
+                    .ok_or_else(|| inconsistent(format!("job head of {job} is malformed")))?;
+                prev.last_job_seq
+                    .checked_add(1)
+                    .ok_or(JournalError::SequenceExhausted)?
+            }
+        };
+        let (stored, hash) = NewRecord {
+            seq,
+            job,
+            job_seq,
+            timestamp,
+            payload_format,
+            payload,
+        }
+        .encode(&head.hash)?;
+
+        let mut batch = sled::Batch::default();
+        batch.insert(&record_key(seq)[..], stored);
+        batch.insert(&index_key(job, job_seq)[..], &seq.to_be_bytes()[..]);
+        batch.insert(
+            &job_key[..],
+            &JobHeadValue {
+                last_job_seq: job_seq,
+                last_seq: seq,
+            }
+            .encode()[..],
+        );
+        batch.insert(META_KEY, &MetaValue { seq, hash }.encode()[..]);
+        if let Err(e) = self.db.apply_batch(batch) {
+            self.commit
+                .poison(format!("append of record {seq} failed: {e}"));
+            return Err(e.into());
+        }
+        *head = Head { seq, hash };
+        *lock(&self.published) = *head;
+        self.commit.note_appended(seq);
+        self.appends.fetch_add(1, Ordering::Relaxed);
+        Ok(Appended { seq, job_seq, hash })
+    }
+
+    /// Returns once every record up to and including `seq` is durable
+    /// (survives a process crash and a power loss). Concurrent callers share
+    /// flushes (group commit); each still waits for its own `seq`.
+    ///
+    /// # Errors
+    /// [`JournalError::NotAppended`] if `seq` was never appended, flush
+    /// errors (which poison the journal), [`JournalError::Poisoned`].
+    pub fn commit(&self, seq: u64) -> Result<()> {
+        self.commit.commit(seq, || self.flush_and_sync())
+    }
+
+    /// Alias of [`Journal::commit`].
+    ///
+    /// # Errors
+    /// As [`Journal::commit`].
+    pub fn sync_through(&self, seq: u64) -> Result<()> {
+        self.commit(seq)
+    }
+
+    /// Commits everything appended so far.
+    ///
+    /// # Errors
+    /// As [`Journal::commit`].
+    pub fn commit_all(&self) -> Result<()> {
+        self.commit(self.commit.appended())
+    }
+
+    /// [`Journal::append`] followed by [`Journal::commit`] of the new record.
+    ///
+    /// # Errors
+    /// As `append` and `commit`.
+    pub fn append_durable(
+        &self,
+        job: Uuid,
+        timestamp: Timestamp,
+        payload_format: u16,
+        payload: &[u8],
+    ) -> Result<Appended> {
+        let appended = self.append(job, timestamp, payload_format, payload)?;
+        self.commit(appended.seq)?;
+        Ok(appended)
+    }
+
+    /// The last appended record (maybe not yet durable).
+    #[must_use]
+    pub fn head(&self) -> Head {
+        *lock(&self.published)
+    }
+
+    /// Highest sequence known durable.
+    #[must_use]
+    pub fn durable_seq(&self) -> u64 {
+        self.commit.durable()
+    }
+
+    /// Counters of this handle.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        Stats {
+            appends: self.appends.load(Ordering::Relaxed),
+            flushes: self.commit.flushes(),
+            appended_seq: self.commit.appended(),
+            durable_seq: self.commit.durable(),
+        }
+    }
+
+    /// Bytes sled reports for the database on disk.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Records from global sequence `from` (use 1 for everything) up to the
+    /// head at the time of the call, in order. Each record's hash is checked
+    /// against its predecessor's and the sequence must be contiguous, so the
+    /// iterator yields a typed error naming the first bad record.
+    /// Appended-but-uncommitted records are included.
+    #[must_use]
+    pub fn iter_from(&self, from: u64) -> RecordIter {
+        let from = from.max(1);
+        let end = self.head().seq;
+        let inner = if from <= end {
+            Some(
+                self.db
+                    .range(record_key(from).to_vec()..=record_key(end).to_vec()),
+            )
+        } else {
+            None
+        };
+        RecordIter {
+            db: self.db.clone(),
+            inner,
+            next: from,
+            end,
+            prev: None,
+            failed: false,
+        }
+    }
+
+    /// The records of one job in job-sequence order, each checked against
+    /// its chain predecessor and against the job index.
+    #[must_use]
+    pub fn iter_job(&self, job: Uuid) -> JobIter {
+        JobIter {
+            db: self.db.clone(),
+            job,
+            inner: None,
+            next_job_seq: 1,
+            last_job_seq: 0,
+            failed: false,
+        }
+    }
+
+    /// All jobs with their last job sequence (= record count) and the
+    /// global sequence of their last record, ordered by job id.
+    ///
+    /// # Errors
+    /// Storage errors, [`JournalError::Inconsistent`] for a malformed entry.
+    pub fn jobs(&self) -> Result<Vec<JobSummary>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::JOB_HEAD_TAG]) {
+            let (k, v) = item?;
+            let job = keys::parse_job_head_key(&k)
+                .ok_or_else(|| inconsistent(format!("malformed job head key {k:?}")))?;
+            let head = JobHeadValue::decode(&v)
+                .ok_or_else(|| inconsistent(format!("malformed job head of {job}")))?;
+            out.push(JobSummary {
+                job,
+                last_job_seq: head.last_job_seq,
+                last_seq: head.last_seq,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Walks the whole chain from genesis: contiguous sequences, every hash
+    /// recomputed, every record's job sequence contiguous within its job and
+    /// matching the job index, job heads and meta head matching the records,
+    /// no stray index entries. Appends wait while it runs.
+    ///
+    /// # Errors
+    /// The first problem found, as a typed error naming the record
+    /// ([`JournalError::HashMismatch`], [`JournalError::Gap`],
+    /// [`JournalError::IndexMismatch`], …).
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let head = lock(&self.writer);
+        let mut jobs: HashMap<Uuid, JobHeadValue> = HashMap::new();
+        let mut last = Head {
+            seq: 0,
+            hash: GENESIS,
+        };
+        for item in self.iter_from(1) {
+            let r = item?;
+            let seq = r.seq();
+            let entry = jobs.entry(r.job()).or_insert(JobHeadValue {
+                last_job_seq: 0,
+                last_seq: 0,
+            });
+            if r.job_seq() != entry.last_job_seq + 1 {
+                return Err(JournalError::IndexMismatch {
+                    seq,
+                    detail: format!(
+                        "job {} sequence {} follows {}",
+                        r.job(),
+                        r.job_seq(),
+                        entry.last_job_seq
+                    ),
+                });
+            }
+            *entry = JobHeadValue {
+                last_job_seq: r.job_seq(),
+                last_seq: seq,
+            };
+            match self.db.get(index_key(r.job(), r.job_seq()))? {
+                Some(v) if keys::be_u64(&v) == Some(seq) => {}
+                other => {
+                    return Err(JournalError::IndexMismatch {
+                        seq,
+                        detail: format!(
+                            "index entry for job {} sequence {} is {:?}",
+                            r.job(),
+                            r.job_seq(),
+                            other.as_deref().map(keys::be_u64)
+                        ),
+                    });
+                }
+            }
+            last = Head {
+                seq,
+                hash: r.hash(),
+            };
+        }
+        if last != *head {
+            return Err(inconsistent(format!(
+                "walked to record {} ({}), but the head is record {} ({})",
+                last.seq, last.hash, head.seq, head.hash
+            )));
+        }
+        let meta = read_meta(&self.db)?;
+        let meta_head = meta.map_or(
+            Head {
+                seq: 0,
+                hash: GENESIS,
+            },
+            |m| Head {
+                seq: m.seq,
+                hash: m.hash,
+            },
+        );
+        if meta_head != last {
+            return Err(inconsistent(format!(
+                "meta head names record {} ({}), the chain ends at {} ({})",
+                meta_head.seq, meta_head.hash, last.seq, last.hash
+            )));
+        }
+        let listed = self.jobs()?;
+        if listed.len() != jobs.len() {
+            return Err(inconsistent(format!(
+                "{} job heads for {} jobs with records",
+                listed.len(),
+                jobs.len()
+            )));
+        }
+        for j in &listed {
+            let walked = jobs.get(&j.job);
+            if walked
+                != Some(&JobHeadValue {
+                    last_job_seq: j.last_job_seq,
+                    last_seq: j.last_seq,
+                })
+            {
+                return Err(JournalError::IndexMismatch {
+                    seq: j.last_seq,
+                    detail: format!(
+                        "job head of {} says job sequence {} at record {}, records say {:?}",
+                        j.job, j.last_job_seq, j.last_seq, walked
+                    ),
+                });
+            }
+        }
+        let mut index_entries = 0u64;
+        for item in self.db.scan_prefix([keys::INDEX_TAG]) {
+            let _ = item?;
+            index_entries += 1;
+        }
+        if index_entries != last.seq {
+            return Err(inconsistent(format!(
+                "{index_entries} job index entries for {} records",
+                last.seq
+            )));
+        }
+        Ok(VerifyReport {
+            records: last.seq,
+            jobs: u64::try_from(jobs.len()).unwrap_or(u64::MAX),
+            head_seq: last.seq,
+            head_hash: last.hash,
+        })
+    }
+
+    /// Commits everything appended and closes the journal.
+    ///
+    /// # Errors
+    /// As [`Journal::commit`].
+    pub fn close(self) -> Result<()> {
+        self.commit_all()
+        // Drop finds nothing left to flush.
+    }
+
+    /// sled flush (write + `sync_file_range` on Linux, `fsync` elsewhere),
+    /// then `fdatasync` of the log file on Linux so the data also leaves the
+    /// drive's volatile cache and the file size is persisted.
+    fn flush_and_sync(&self) -> Result<()> {
+        self.db.flush()?;
+        if let Some(f) = &self.log_file {
+            f.sync_data().map_err(io("fdatasync of <dir>/db"))?;
+        }
+        Ok(())
+    }
+
+    /// Test hook: raw access to sled, for tampering tests.
+    #[cfg(test)]
+    pub(crate) fn raw_db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if self.commit.check_poison().is_ok() && self.commit.appended() > self.commit.durable() {
+            // Best effort: nothing uncommitted was promised to anyone.
+            let _ = self.commit_all();
+        }
+    }
+}
+
+fn read_meta(db: &sled::Db) -> Result<Option<MetaValue>> {
+    match db.get(META_KEY)? {
+        None => Ok(None),
+        Some(v) => MetaValue::decode(&v).map(Some).map_err(inconsistent),
+    }
+}
+
+/// The chain hash preceding record `seq`: [`GENESIS`] for record 1,
+/// otherwise the hash stored at the end of record `seq - 1` (not decoded).
+fn prev_hash(db: &sled::Db, seq: u64) -> Result<Hash> {
+    match seq {
+        0 => Err(JournalError::CorruptRecord {
+            seq,
+            reason: "sequence 0 is never assigned".to_string(),
+        }),
+        1 => Ok(GENESIS),
+        _ => stored_hash(db, seq - 1),
+    }
+}
+
+/// Hash stored at the end of record `seq`'s value, without decoding it.
+fn stored_hash(db: &sled::Db, seq: u64) -> Result<Hash> {
+    let v = db.get(record_key(seq))?.ok_or(JournalError::Gap {
+        expected: seq,
+        found: None,
+    })?;
+    v.len()
+        .checked_sub(HASH_LEN)
+        .and_then(|at| Hash::from_slice(&v[at..]))
+        .ok_or_else(|| JournalError::CorruptRecord {
+            seq,
+            reason: format!("stored value has only {} bytes", v.len()),
+        })
+}
+
+/// Recovery check of the chain tail; returns the head.
+fn check_tail(db: &sled::Db) -> Result<Head> {
+    let meta = read_meta(db)?;
+    let last = db.scan_prefix([RECORD_TAG]).next_back().transpose()?;
+    let (meta, (key, value)) = match (meta, last) {
+        (None, None) => {
+            return Ok(Head {
+                seq: 0,
+                hash: GENESIS,
+            });
+        }
+        (None, Some(_)) => return Err(inconsistent("records exist but the meta head is missing")),
+        (Some(m), None) => {
+            return Err(JournalError::Gap {
+                expected: m.seq,
+                found: None,
+            });
+        }
+        (Some(m), Some(kv)) => (m, kv),
+    };
+    let seq = keys::parse_record_key(&key)
+        .ok_or_else(|| inconsistent(format!("malformed record key {key:?}")))?;
+    if seq != meta.seq {
+        return Err(if seq < meta.seq {
+            JournalError::Gap {
+                expected: meta.seq,
+                found: None,
+            }
+        } else {
+            inconsistent(format!(
+                "record {seq} exists beyond the meta head (record {})",
+                meta.seq
+            ))
+        });
+    }
+    let prev = prev_hash(db, seq)?;
+    let record = Record::decode_linked(seq, value.to_vec(), &prev)?;
+    if record.hash() != meta.hash {
+        return Err(JournalError::IndexMismatch {
+            seq,
+            detail: format!(
+                "meta head hash {} differs from the record's {}",
+                meta.hash,
+                record.hash()
+            ),
+        });
+    }
+    let job_head = db
+        .get(job_head_key(record.job()))?
+        .as_deref()
+        .and_then(JobHeadValue::decode);
+    let expected_head = JobHeadValue {
+        last_job_seq: record.job_seq(),
+        last_seq: seq,
+    };
+    if job_head != Some(expected_head) {
+        return Err(JournalError::IndexMismatch {
+            seq,
+            detail: format!("job head of {} is {job_head:?}", record.job()),
+        });
+    }
+    let index = db
+        .get(index_key(record.job(), record.job_seq()))?
+        .as_deref()
+        .and_then(keys::be_u64);
+    if index != Some(seq) {
+        return Err(JournalError::IndexMismatch {
+            seq,
+            detail: format!("job index entry is {index:?}"),
+        });
+    }
+    Ok(Head {
+        seq,
+        hash: record.hash(),
+    })
+}
+
+/// Iterator of [`Journal::iter_from`].
+pub struct RecordIter {
+    db: sled::Db,
+    inner: Option<sled::Iter>,
+    next: u64,
+    end: u64,
+    prev: Option<Hash>,
+    failed: bool,
+}
+
+impl fmt::Debug for RecordIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordIter")
+            .field("next", &self.next)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordIter {
+    fn step(&mut self) -> Option<Result<Record>> {
+        let prev = match self.prev {
+            Some(p) => p,
+            None => match prev_hash(&self.db, self.next) {
+                Ok(p) => p,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        let item = self.inner.as_mut()?.next();
+        let (k, v) = match item {
+            None if self.next <= self.end => {
+                return Some(Err(JournalError::Gap {
+                    expected: self.next,
+                    found: None,
+                }));
+            }
+            None => return None,
+            Some(Err(e)) => return Some(Err(e.into())),
+            Some(Ok(kv)) => kv,
+        };
+        let seq = match keys::parse_record_key(&k) {
+            Some(s) => s,
+            None => return Some(Err(inconsistent(format!("malformed record key {k:?}")))),
+        };
+        if seq != self.next {
+            return Some(Err(JournalError::Gap {
+                expected: self.next,
+                found: Some(seq),
+            }));
+        }
+        let record = match Record::decode_linked(seq, v.to_vec(), &prev) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        };
+        self.prev = Some(record.hash());
+        self.next = seq + 1;
+        Some(Ok(record))
+    }
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        if self.failed || self.next > self.end {
+            return None;
+        }
+        let item = self.step();
+        if matches!(item, Some(Err(_))) {
+            self.failed = true;
+        }
+        item
+    }
+}
+
+/// Iterator of [`Journal::iter_job`].
+pub struct JobIter {
+    db: sled::Db,
+    job: Uuid,
+    inner: Option<sled::Iter>,
+    next_job_seq: u64,
+    last_job_seq: u64,
+    failed: bool,
+}
+
+impl fmt::Debug for JobIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobIter")
+            .field("job", &self.job)
+            .field("next_job_seq", &self.next_job_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobIter {
+    fn step(&mut self) -> Option<Result<Record>> {
+        if self.inner.is_none() {
+            // Bound the walk by the job head as it is now.
+            match self.db.get(job_head_key(self.job)) {
+                Err(e) => return Some(Err(e.into())),
+                Ok(None) => return None,
+                Ok(Some(v)) => match JobHeadValue::decode(&v) {
+                    Some(h) => self.last_job_seq = h.last_job_seq,
+                    None => {
+                        return Some(Err(inconsistent(format!(
+                            "malformed job head of {}",
+                            self.job
+                        ))));
+                    }
+                },
+            }
+            self.inner = Some(self.db.scan_prefix(index_prefix(self.job)));
+        }
+        if self.next_job_seq > self.last_job_seq {
+            return None;
+        }
+        let (k, v) = match self.inner.as_mut()?.next() {
+            None => {
+                return Some(Err(inconsistent(format!(
+                    "job {} index ends before job sequence {} (job head says {})",
+                    self.job, self.next_job_seq, self.last_job_seq
+                ))));
+            }
+            Some(Err(e)) => return Some(Err(e.into())),
+            Some(Ok(kv)) => kv,
+        };
+        let (job, job_seq) = match keys::parse_index_key(&k) {
+            Some(x) => x,
+            None => return Some(Err(inconsistent(format!("malformed index key {k:?}")))),
+        };
+        let Some(seq) = keys::be_u64(&v) else {
+            return Some(Err(inconsistent(format!(
+                "malformed index entry for job {job} sequence {job_seq}"
+            ))));
+        };
+        if job != self.job || job_seq != self.next_job_seq {
+            return Some(Err(JournalError::IndexMismatch {
+                seq,
+                detail: format!(
+                    "expected job {} sequence {}, index has job {job} sequence {job_seq}",
+                    self.job, self.next_job_seq
+                ),
+            }));
+        }
+        let stored = match self.db.get(record_key(seq)) {
+            Err(e) => return Some(Err(e.into())),
+            Ok(None) => {
+                return Some(Err(JournalError::IndexMismatch {
+                    seq,
+                    detail: format!("index of job {job} sequence {job_seq} names a missing record"),
+                }));
+            }
+            Ok(Some(v)) => v.to_vec(),
+        };
+        let record = match prev_hash(&self.db, seq)
+            .and_then(|prev| Record::decode_linked(seq, stored, &prev))
+        {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        };
+        if record.job() != job || record.job_seq() != job_seq {
+            return Some(Err(JournalError::IndexMismatch {
+                seq,
+                detail: format!(
+                    "index says job {job} sequence {job_seq}, record says job {} sequence {}",
+                    record.job(),
+                    record.job_seq()
+                ),
+            }));
+        }
+        self.next_job_seq += 1;
+        Some(Ok(record))
+    }
+}
+
+impl Iterator for JobIter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        if self.failed {
+            return None;
+        }
+        let item = self.step();
+        if matches!(item, Some(Err(_))) {
+            self.failed = true;
+        }
+        item
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,473 @@
+//! Tests of the `Journal` type against a real sled database: reopen
+//! continuity, tamper detection, versioning, group commit, limits.
+
+use super::*;
+use crate::chain::link;
+use crate::record::FORMAT_VERSION;
+use std::sync::Arc;
+
+type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn job(n: u128) -> Uuid {
+    Uuid::from_u128(0xA000 + n)
+}
+
+fn payload(job: Uuid, job_seq: u64) -> Vec<u8> {
+    format!("{job}/{job_seq}").into_bytes()
+}
+
+/// Appends `n` records round-robin over `jobs` jobs, committing at the end.
+fn fill(j: &Journal, n: u64, jobs: u128) -> Result<Vec<Appended>> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let id = job(u128::from(i) % jobs);
+        let next = j
+            .jobs()?
+            .iter()
+            .find(|s| s.job == id)
+            .map_or(1, |s| s.last_job_seq + 1);
+        let a = j.append(
+            id,
+            Timestamp(i64::try_from(i).unwrap_or(0)),
+            3,
+            &payload(id, next),
+        )?;
+        assert_eq!(a.job_seq, next);
+        out.push(a);
+    }
+    j.commit_all()?;
+    Ok(out)
+}
+
+/// Overwrites record `seq`'s stored value through sled.
+fn tamper(j: &Journal, seq: u64, f: impl FnOnce(&mut Vec<u8>)) -> TestResult {
+    let mut v = j
+        .raw_db()
+        .get(record_key(seq))?
+        .ok_or("no such record")?
+        .to_vec();
+    f(&mut v);
+    j.raw_db().insert(record_key(seq), v)?;
+    Ok(())
+}
+
+#[test]
+fn empty_journal() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(
+        j.head(),
+        Head {
+            seq: 0,
+            hash: GENESIS
+        }
+    );
+    assert_eq!(j.iter_from(1).count(), 0);
+    assert_eq!(j.iter_job(job(1)).count(), 0);
+    assert!(j.jobs()?.is_empty());
+    assert_eq!(j.verify()?.records, 0);
+    j.commit(0)?;
+    assert!(matches!(
+        j.commit(1),
+        Err(JournalError::NotAppended {
+            seq: 1,
+            appended: 0
+        })
+    ));
+    Ok(())
+}
+
+#[test]
+fn reopen_keeps_seq_job_seq_and_hash_continuity() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let first = {
+        let j = Journal::open(dir.path(), Options::new())?;
+        let v = fill(&j, 10, 3)?;
+        j.close()?;
+        v
+    };
+    let last = first.last().ok_or("empty")?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(
+        j.head(),
+        Head {
+            seq: 10,
+            hash: last.hash
+        }
+    );
+    assert_eq!(j.durable_seq(), 10);
+    let a = j.append_durable(job(0), Timestamp(99), 3, b"after reopen")?;
+    assert_eq!(a.seq, 11);
+    assert_eq!(a.job_seq, 5); // job 0 had records 0,3,6,9
+    let r = j.iter_from(11).next().ok_or("missing")??;
+    assert_eq!(r.hash(), link(&last.hash, r.encoded_body()));
+    assert_eq!(r.payload(), b"after reopen");
+    let report = j.verify()?;
+    assert_eq!((report.records, report.jobs, report.head_seq), (11, 3, 11));
+    assert_eq!(report.head_hash, a.hash);
+    drop(j);
+    // Drop flushed, a third open sees the same.
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(j.head().hash, a.hash);
+    Ok(())
+}
+
+#[test]
+fn reads_return_what_was_appended() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    let appended = fill(&j, 12, 4)?;
+    let all: Vec<Record> = j.iter_from(1).collect::<Result<_>>()?;
+    assert_eq!(all.len(), 12);
+    for (r, a) in all.iter().zip(&appended) {
+        assert_eq!((r.seq(), r.job_seq(), r.hash()), (a.seq, a.job_seq, a.hash));
+        assert_eq!(r.payload(), payload(r.job(), r.job_seq()).as_slice());
+        assert_eq!(r.payload_format(), 3);
+        assert_eq!(r.format_version(), FORMAT_VERSION);
+    }
+    let tail: Vec<u64> = j
+        .iter_from(10)
+        .map(|r| r.map(|r| r.seq()))
+        .collect::<Result<_>>()?;
+    assert_eq!(tail, vec![10, 11, 12]);
+    assert_eq!(j.iter_from(13).count(), 0);
+    let job1: Vec<(u64, u64)> = j
+        .iter_job(job(1))
+        .map(|r| r.map(|r| (r.seq(), r.job_seq())))
+        .collect::<Result<_>>()?;
+    assert_eq!(job1, vec![(2, 1), (6, 2), (10, 3)]);
+    let jobs = j.jobs()?;
+    assert_eq!(jobs.len(), 4);
+    assert!(jobs.iter().all(|s| s.last_job_seq == 3));
+    assert_eq!(jobs.iter().map(|s| s.last_seq).max(), Some(12));
+    Ok(())
+}
+
+#[test]
+fn changed_payload_is_a_hash_mismatch_everywhere() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    fill(&j, 10, 2)?;
+    // Record 5 = job 0, job seq 3. Flip a payload byte, keep the hash.
+    tamper(&j, 5, |v| {
+        let at = v.len() - HASH_LEN - 1;
+        v[at] ^= 0x20;
+    })?;
+    assert!(matches!(
+        j.verify(),
+        Err(JournalError::HashMismatch { seq: 5, .. })
+    ));
+    let err = j.iter_from(1).find_map(|r| r.err()).ok_or("not detected")?;
+    assert!(
+        matches!(err, JournalError::HashMismatch { seq: 5, .. }),
+        "{err}"
+    );
+    let err = j
+        .iter_job(job(0))
+        .find_map(|r| r.err())
+        .ok_or("not detected")?;
+    assert!(
+        matches!(err, JournalError::HashMismatch { seq: 5, .. }),
+        "{err}"
+    );
+    // The message names the record.
+    assert!(err.to_string().contains("record 5"));
+    Ok(())
+}
+
+#[test]
+fn rehashed_record_breaks_its_successor() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    let appended = fill(&j, 8, 2)?;
+    // A forger rewrites record 4 with a self-consistent hash; record 5 no
+    // longer links to it.
+    let prev = appended[2].hash;
+    tamper(&j, 4, |v| {
+        let body_end = v.len() - HASH_LEN;
+        v[body_end - 1] ^= 1;
+        let h = link(&prev, &v[..body_end]);
+        v[body_end..].copy_from_slice(&h.0);
+    })?;
+    assert!(matches!(
+        j.verify(),
+        Err(JournalError::HashMismatch { seq: 5, .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn missing_record_is_a_gap() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    fill(&j, 6, 2)?;
+    j.raw_db().remove(record_key(3))?;
+    assert!(matches!(
+        j.verify(),
+        Err(JournalError::Gap {
+            expected: 3,
+            found: Some(4)
+        })
+    ));
+    let err = j
+        .iter_job(job(0))
+        .find_map(|r| r.err())
+        .ok_or("not detected")?;
+    assert!(
+        matches!(err, JournalError::IndexMismatch { seq: 3, .. }),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn index_disagreement_is_detected() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    fill(&j, 6, 2)?;
+    // Job 1, job seq 2 is record 4; point its index at record 6.
+    j.raw_db()
+        .insert(index_key(job(1), 2), &6u64.to_be_bytes()[..])?;
+    assert!(matches!(
+        j.verify(),
+        Err(JournalError::IndexMismatch { seq: 4, .. })
+    ));
+    let err = j
+        .iter_job(job(1))
+        .find_map(|r| r.err())
+        .ok_or("not detected")?;
+    assert!(
+        matches!(err, JournalError::IndexMismatch { seq: 6, .. }),
+        "{err}"
+    );
+    // A stray index entry is found too.
+    j.raw_db()
+        .insert(index_key(job(1), 2), &4u64.to_be_bytes()[..])?;
+    j.verify()?;
+    j.raw_db()
+        .insert(index_key(job(7), 1), &1u64.to_be_bytes()[..])?;
+    assert!(matches!(j.verify(), Err(JournalError::Inconsistent { .. })));
+    Ok(())
+}
+
+#[test]
+fn job_head_disagreement_is_detected() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    fill(&j, 6, 2)?;
+    let bad = JobHeadValue {
+        last_job_seq: 2,
+        last_seq: 3,
+    }
+    .encode();
+    j.raw_db().insert(job_head_key(job(0)), &bad[..])?;
+    assert!(matches!(
+        j.verify(),
+        Err(JournalError::IndexMismatch { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn tampered_tail_fails_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let j = Journal::open(dir.path(), Options::new())?;
+        fill(&j, 5, 2)?;
+        tamper(&j, 5, |v| v[10] ^= 0xFF)?;
+        j.raw_db().flush()?;
+    }
+    match Journal::open(dir.path(), Options::new()) {
+        Err(JournalError::HashMismatch { seq: 5, .. }) => Ok(()),
+        other => Err(format!("unexpected {other:?}").into()),
+    }
+}
+
+#[test]
+fn meta_head_disagreement_fails_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let j = Journal::open(dir.path(), Options::new())?;
+        fill(&j, 5, 2)?;
+        let meta = MetaValue {
+            seq: 5,
+            hash: Hash([7; 32]),
+        }
+        .encode();
+        j.raw_db().insert(META_KEY, &meta[..])?;
+        j.raw_db().flush()?;
+    }
+    assert!(matches!(
+        Journal::open(dir.path(), Options::new()),
+        Err(JournalError::IndexMismatch { seq: 5, .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn truncated_tail_fails_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let j = Journal::open(dir.path(), Options::new())?;
+        fill(&j, 5, 2)?;
+        j.raw_db().remove(record_key(5))?;
+        j.raw_db().flush()?;
+    }
+    assert!(matches!(
+        Journal::open(dir.path(), Options::new()),
+        Err(JournalError::Gap {
+            expected: 5,
+            found: None
+        })
+    ));
+    Ok(())
+}
+
+#[test]
+fn unknown_future_version_names_the_record() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let j = Journal::open(dir.path(), Options::new())?;
+        fill(&j, 5, 2)?;
+        tamper(&j, 3, |v| {
+            v[..2].copy_from_slice(&(FORMAT_VERSION + 1).to_be_bytes())
+        })?;
+        let err = j.verify().err().ok_or("not detected")?;
+        assert!(
+            matches!(
+                err,
+                JournalError::UnknownVersion {
+                    seq: 3,
+                    version: 2,
+                    supported: 1
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("record 3"));
+        tamper(&j, 5, |v| v[..2].copy_from_slice(&7u16.to_be_bytes()))?;
+        j.raw_db().flush()?;
+    }
+    // The last record is checked at open.
+    assert!(matches!(
+        Journal::open(dir.path(), Options::new()),
+        Err(JournalError::UnknownVersion {
+            seq: 5,
+            version: 7,
+            ..
+        })
+    ));
+    Ok(())
+}
+
+#[test]
+fn payload_limit_is_enforced() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    let big = vec![0u8; MAX_PAYLOAD_LEN + 1];
+    assert!(matches!(
+        j.append(job(0), Timestamp(0), 0, &big),
+        Err(JournalError::PayloadTooLarge { .. })
+    ));
+    assert_eq!(j.head().seq, 0);
+    j.append_durable(job(0), Timestamp(0), 0, &big[1..])?;
+    Ok(())
+}
+
+fn blob_files(dir: &Path) -> std::io::Result<usize> {
+    match std::fs::read_dir(dir.join("blobs")) {
+        Ok(entries) => Ok(entries.count()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// sled never fsyncs blob files; the payload limit must keep every page
+/// (up to a full leaf of maximal records) inline in the log.
+#[test]
+fn maximal_payloads_never_spill_into_blob_files() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    let big: Vec<u8> = (0..MAX_PAYLOAD_LEN).map(|i| (i % 251) as u8).collect();
+    for i in 0..300u64 {
+        j.append(job(u128::from(i % 3)), Timestamp(0), 0, &big)?;
+    }
+    j.commit_all()?;
+    assert_eq!(blob_files(dir.path())?, 0, "sled wrote blob files");
+    drop(j);
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(j.verify()?.records, 300);
+    // The detector works: a value beyond the threshold does spill.
+    j.raw_db().insert(b"x-probe", vec![1u8; SEGMENT_SIZE / 2])?;
+    j.raw_db().flush()?;
+    assert!(blob_files(dir.path())? > 0, "probe did not create a blob");
+    Ok(())
+}
+
+#[test]
+fn second_open_of_the_same_directory_is_an_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let _j = Journal::open(dir.path(), Options::new())?;
+    assert!(Journal::open(dir.path(), Options::new()).is_err());
+    Ok(())
+}
+
+#[test]
+fn group_commit_with_many_threads() -> TestResult {
+    const THREADS: u128 = 8;
+    const PER_THREAD: u64 = 60;
+    let dir = tempfile::tempdir()?;
+    let j = Arc::new(Journal::open(dir.path(), Options::new())?);
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let j = Arc::clone(&j);
+            std::thread::spawn(move || -> Result<Vec<Appended>> {
+                let mut mine = Vec::new();
+                for k in 1..=PER_THREAD {
+                    let id = job(t);
+                    let a = j.append(id, Timestamp(0), 1, &payload(id, k))?;
+                    assert_eq!(a.job_seq, k);
+                    j.commit(a.seq)?;
+                    assert!(j.durable_seq() >= a.seq, "commit returned before durable");
+                    mine.push(a);
+                }
+                Ok(mine)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.join().map_err(|_| "writer panicked")??);
+    }
+    let stats = j.stats();
+    let total = u64::try_from(THREADS)? * PER_THREAD;
+    assert_eq!(stats.appends, total);
+    assert!(
+        stats.flushes < stats.appends,
+        "no flush was shared: {} flushes for {} appends",
+        stats.flushes,
+        stats.appends
+    );
+    drop(j);
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(j.head().seq, total);
+    for a in &all {
+        let r = j.iter_from(a.seq).next().ok_or("missing")??;
+        assert_eq!((r.seq(), r.job_seq(), r.hash()), (a.seq, a.job_seq, a.hash));
+        assert_eq!(r.payload(), payload(r.job(), r.job_seq()).as_slice());
+    }
+    let report = j.verify()?;
+    assert_eq!((report.records, report.jobs), (total, 8));
+    Ok(())
+}
+
+#[test]
+fn sled_flush_cost_is_shared_not_per_append_without_commit() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    let before = j.stats().flushes;
+    fill(&j, 50, 5)?;
+    assert_eq!(j.stats().flushes, before + 1, "one commit, one flush");
+    assert_eq!(j.durable_seq(), 50);
+    Ok(())
+}
