@@ -3,9 +3,9 @@
 //!
 //! `hash(record n) = SHA-256(hash(record n-1) || encoded_body(record n))`,
 //! where `encoded_body` is the stored value without its trailing 32-byte hash
-//! (format-version prefix + bincode body) and `hash(record 0)` is
-//! [`GENESIS`] (32 zero bytes). Nothing here knows about sled or bincode, so an
-//! auditor's tool can reuse the definition verbatim.
+//! (format-version prefix + body) and the predecessor of record 1 is
+//! [`GENESIS`] (32 zero bytes). Nothing here knows about sled or the body
+//! codec, so an auditor's tool can reuse the definition verbatim.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
