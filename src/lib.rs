@@ -6,8 +6,10 @@
 //!
 //! ## Layout
 //! - `cli`: the command line, as raw arguments (clap); no I/O.
+//! - `powershell`: PowerShell's character classes and quoting.
 //!
 //! The durable core lives in two crates of this workspace: `journal` (the append-only,
 //! hash-chained log) and `replay` (the pure job state machines). See `docs/architecture.md`.
 
 pub mod cli;
+pub mod powershell;

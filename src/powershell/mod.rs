@@ -1,0 +1,7 @@
+//! PowerShell: the language facts, quoting, and (later) script generation and the runner.
+//!
+//! - `chars`: PowerShell's Unicode-aware character classes.
+//! - `quote`: outside values as single-quoted literals, and reading them back.
+
+pub mod chars;
+pub mod quote;
