@@ -1,0 +1,1 @@
+//! Placeholder: the sound script checker (being written).
