@@ -6,10 +6,14 @@
 //!
 //! ## Layout
 //! - `cli`: the command line, as raw arguments (clap); no I/O.
+//! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
+//! - `portal`: the portal's wire format (serde shapes, converted by hand).
 //! - `powershell`: PowerShell's character classes and quoting.
 //!
 //! The durable core lives in two crates of this workspace: `journal` (the append-only,
 //! hash-chained log) and `replay` (the pure job state machines). See `docs/architecture.md`.
 
 pub mod cli;
+pub mod command;
+pub mod portal;
 pub mod powershell;

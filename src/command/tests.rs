@@ -1,0 +1,378 @@
+//! Validation, driven by data: the seed's commands parse; each mutation of them is rejected
+//! naming the right field.
+
+use super::*;
+use serde_json::{Value, json};
+
+const PUSH: &str = include_str!("../../tests/fixtures/commands/push-filezilla.json");
+const IMPORT: &str = include_str!("../../tests/fixtures/commands/import-filezilla.json");
+
+fn seed(text: &str) -> Value {
+    serde_json::from_str(text).expect("the fixture is JSON")
+}
+
+/// Sets (or with `None` removes) the field at the dotted `path` of `command`.
+fn mutate(mut command: Value, path: &str, value: Option<Value>) -> Value {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().expect("a path");
+    let mut node = &mut command;
+    for part in parts {
+        node = node.get_mut(part).expect("the path exists in the fixture");
+    }
+    let object = node.as_object_mut().expect("an object");
+    match value {
+        Some(v) => object.insert(last.to_string(), v),
+        None => object.remove(last),
+    };
+    command
+}
+
+/// Parses `command` and expects a rejection of `field` whose reason contains `reason`.
+fn check(command: Value, field: &str, reason: &str) {
+    let raw = serde_json::to_vec(&command).expect("serializes");
+    match parse(&raw, &Limits::default()) {
+        Err(rejection) => {
+            assert_eq!(rejection.field, field, "{rejection}");
+            assert!(rejection.reason.contains(reason), "{rejection}");
+        }
+        Ok(_) => panic!("accepted; expected a rejection of {field}"),
+    }
+}
+
+#[test]
+fn the_seed_push_parses_into_the_right_values() {
+    let Ok(Command::Push(push)) = parse(PUSH.as_bytes(), &Limits::default()) else {
+        panic!("the seed push parses")
+    };
+    assert_eq!(push.id, "8d3f8f7e-2b1c-4c1e-9a57-3e0f5d7b9a10");
+    assert_eq!(push.site.site_code, "DEM");
+    assert_eq!(
+        push.application.name,
+        "TimKosse_FileZilla_3.46.3_English(United States)"
+    );
+    assert_eq!(push.application.localized_name, "FileZilla");
+    assert_eq!(push.application.publisher, "Tim Kosse");
+    assert_eq!(
+        (
+            push.application.language.lcid,
+            push.application.language.culture
+        ),
+        (1033, "en-US")
+    );
+    assert_eq!(push.application.folder, vec!["Test 1".to_string()]);
+    assert_eq!(push.application.description, None);
+    assert_eq!(push.package.size, 7_340_032);
+    assert_eq!(push.deployment_type.slow_network, SlowNetwork::Download);
+    assert!(push.deployment_type.cache_content && !push.deployment_type.force_32bit);
+    assert_eq!(push.deployment.purpose, DeployPurpose::Available);
+    assert_eq!(
+        push.deployment.deadline.map(|d| d.to_string()).as_deref(),
+        Some("2020-02-02T18:00:00")
+    );
+    assert_eq!(push.deployment.time_base, TimeBase::Local);
+}
+
+#[test]
+fn the_seed_import_parses() {
+    let Ok(Command::Import(import)) = parse(IMPORT.as_bytes(), &Limits::default()) else {
+        panic!("parses")
+    };
+    assert_eq!(
+        import.applications,
+        vec!["TimKosse_FileZilla_3.46.3_English(United States)".to_string()]
+    );
+    assert!(import.upload_sources);
+    let all = mutate(seed(IMPORT), "applications", None);
+    let Ok(Command::Import(all)) =
+        parse(&serde_json::to_vec(&all).expect("json"), &Limits::default())
+    else {
+        panic!()
+    };
+    assert!(all.applications.is_empty());
+}
+
+#[test]
+fn each_bad_field_is_named() {
+    let push = || seed(PUSH);
+    check(mutate(push(), "id", None), "id", "is required");
+    check(
+        mutate(push(), "id", Some(json!("../../etc"))),
+        "id",
+        "must be 1 to 128",
+    );
+    check(
+        mutate(push(), "kind", Some(json!("uninstall"))),
+        "kind",
+        "must be one of push, import",
+    );
+    check(
+        mutate(push(), "issued_at", Some(json!("yesterday"))),
+        "issued_at",
+        "expected YYYY-MM-DD",
+    );
+    check(
+        mutate(push(), "site.site_code", Some(json!("DEMO"))),
+        "site.site_code",
+        "three letters",
+    );
+    check(
+        mutate(push(), "site.share_path", Some(json!("C:\\share"))),
+        "site.share_path",
+        "UNC",
+    );
+    check(
+        mutate(push(), "site.share_path", None),
+        "site.share_path",
+        "required for a push",
+    );
+    check(
+        mutate(
+            push(),
+            "application.package_name",
+            Some(json!("x".repeat(257))),
+        ),
+        "application.package_name",
+        "limit is 256",
+    );
+    check(
+        mutate(push(), "application.version", Some(json!("1".repeat(65)))),
+        "application.version",
+        "limit is 64",
+    );
+    check(
+        mutate(
+            push(),
+            "application.description",
+            Some(json!("d".repeat(2049))),
+        ),
+        "application.description",
+        "limit is 2048",
+    );
+    check(
+        mutate(push(), "application.name", Some(json!("FileZilla "))),
+        "application.name",
+        "white space",
+    );
+    check(
+        mutate(push(), "application.vendor", Some(json!("Tim\0Kosse"))),
+        "application.vendor",
+        "U+0000",
+    );
+    check(
+        mutate(push(), "application.owner", Some(json!("John\nDoe"))),
+        "application.owner",
+        "U+000A",
+    );
+    check(
+        mutate(push(), "application.language", Some(json!("Klingon"))),
+        "application.language",
+        "not a language",
+    );
+    check(
+        mutate(push(), "application.folder", Some(json!("Test 1"))),
+        "application.folder",
+        "Applications node",
+    );
+    check(
+        mutate(push(), "application.folder", Some(json!("Applications//x"))),
+        "application.folder",
+        "must not be empty",
+    );
+    check(
+        mutate(
+            push(),
+            "application.folder",
+            Some(json!("Applications/a\\b")),
+        ),
+        "application.folder",
+        "backslash",
+    );
+    check(
+        mutate(push(), "application.auto_install", Some(json!("yes"))),
+        "application.auto_install",
+        "invalid type",
+    );
+    check(
+        mutate(push(), "content.sha256", Some(json!("abc"))),
+        "content.sha256",
+        "64 hexadecimal",
+    );
+    check(
+        mutate(push(), "content.size", Some(json!(0))),
+        "content.size",
+        "between 1 and",
+    );
+    check(
+        mutate(push(), "content.size", Some(json!(-5))),
+        "content.size",
+        "invalid value",
+    );
+    check(
+        mutate(push(), "content.url", Some(json!("//evil/x"))),
+        "content.url",
+        "path on the portal",
+    );
+    check(mutate(push(), "content", None), "content", "is required");
+    check(
+        mutate(push(), "deployment_type.installer_type", Some(json!("msi"))),
+        "deployment_type.installer_type",
+        "one of script",
+    );
+    check(
+        mutate(
+            push(),
+            "deployment_type.content_location",
+            Some(json!("\\\\OTHER\\Sources$\\x")),
+        ),
+        "deployment_type.content_location",
+        "beneath it",
+    );
+    check(
+        mutate(
+            push(),
+            "deployment_type.detection",
+            Some(json!({"language": "Python", "script": "x"})),
+        ),
+        "deployment_type.detection.language",
+        "one of PowerShell",
+    );
+    check(
+        mutate(
+            push(),
+            "deployment_type.detection",
+            Some(json!({"language": "PowerShell", "script": "x".repeat(32 * 1024 + 1)})),
+        ),
+        "deployment_type.detection.script",
+        "limit is 32768",
+    );
+    check(
+        mutate(
+            push(),
+            "deployment_type.slow_network",
+            Some(json!("stream")),
+        ),
+        "deployment_type.slow_network",
+        "download, do_nothing",
+    );
+    check(
+        mutate(
+            push(),
+            "deployment_type.max_runtime_minutes",
+            Some(json!(5)),
+        ),
+        "deployment_type.max_runtime_minutes",
+        "between 15 and 720",
+    );
+    check(
+        mutate(push(), "deployment_type.install_command", Some(json!(""))),
+        "deployment_type.install_command",
+        "must not be empty",
+    );
+    check(
+        mutate(push(), "deployment.purpose", Some(json!("mandatory"))),
+        "deployment.purpose",
+        "available, required",
+    );
+    check(
+        mutate(push(), "deployment.action", None),
+        "deployment.action",
+        "is required",
+    );
+    check(
+        mutate(
+            push(),
+            "deployment.deadline",
+            Some(json!("2020-02-30T18:00:00")),
+        ),
+        "deployment.deadline",
+        "not a valid date",
+    );
+    check(
+        mutate(
+            push(),
+            "deployment.deadline",
+            Some(json!("02/02/2020 18:00")),
+        ),
+        "deployment.deadline",
+        "expected YYYY-MM-DD",
+    );
+    check(
+        mutate(push(), "deployment.time_base", Some(json!("gmt"))),
+        "deployment.time_base",
+        "local, utc",
+    );
+    check(
+        mutate(seed(IMPORT), "applications", Some(json!(["ok", ""]))),
+        "applications[1]",
+        "must not be empty",
+    );
+    check(
+        mutate(seed(IMPORT), "applications", Some(json!("all"))),
+        "applications",
+        "invalid type",
+    );
+}
+
+#[test]
+fn garbage_is_rejected_not_panicked_on() {
+    for raw in [
+        &b""[..],
+        b"null",
+        b"[]",
+        b"{",
+        b"\xff\xfe",
+        b"{\"id\": 5}",
+        b"{\"id\":\"a\",\"kind\":\"push\"}",
+    ] {
+        let rejection = parse(raw, &Limits::default()).expect_err("garbage is rejected");
+        assert!(!rejection.reason.is_empty());
+    }
+}
+
+#[test]
+fn peek_reads_id_and_kind_of_anything() {
+    assert_eq!(
+        peek(PUSH.as_bytes()),
+        Peek {
+            command_id: Some("8d3f8f7e-2b1c-4c1e-9a57-3e0f5d7b9a10".into()),
+            kind: JobKind::Push
+        }
+    );
+    assert_eq!(
+        peek(b"{\"id\":\"x-1\",\"kind\":\"reboot\"}"),
+        Peek {
+            command_id: Some("x-1".into()),
+            kind: JobKind::Unrecognized
+        }
+    );
+    assert_eq!(
+        peek(b"{\"id\":\"a b\"}"),
+        Peek {
+            command_id: None,
+            kind: JobKind::Unrecognized
+        }
+    );
+    assert_eq!(
+        peek(b"\x00garbage"),
+        Peek {
+            command_id: None,
+            kind: JobKind::Unrecognized
+        }
+    );
+}
+
+#[test]
+fn unknown_fields_are_ignored() {
+    let extra = mutate(
+        seed(PUSH),
+        "future_field",
+        Some(json!({"anything": [1, 2]})),
+    );
+    assert!(
+        parse(
+            &serde_json::to_vec(&extra).expect("json"),
+            &Limits::default()
+        )
+        .is_ok()
+    );
+}
