@@ -28,15 +28,15 @@ pub fn is_dash(c: char) -> bool {
 /// PowerShell's whitespace: space, TAB, VT, FF, NBSP, NEL and every Unicode space separator
 /// (Zs), line separator (Zl) and paragraph separator (Zp). CR and LF are newlines, not whitespace.
 pub fn is_whitespace(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\u{0B}' | '\u{0C}' | '\u{A0}' | '\u{85}')
-        || is_unicode_separator(c)
+    matches!(c, ' ' | '\t' | '\u{0B}' | '\u{0C}' | '\u{A0}' | '\u{85}') || is_unicode_separator(c)
 }
 
 /// Unicode general categories Zs, Zl, Zp (Unicode 15).
 fn is_unicode_separator(c: char) -> bool {
     matches!(
         c,
-        '\u{20}' | '\u{A0}' | '\u{1680}' | '\u{2000}'..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
+        '\u{20}' | '\u{A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
     )
 }
 
@@ -63,7 +63,10 @@ mod tests {
             assert!(is_dash(c), "{c:?}");
         }
         assert!(!is_dash('\u{2212}'));
-        for c in [' ', '\t', '\u{0B}', '\u{0C}', '\u{A0}', '\u{85}', '\u{2028}', '\u{2029}', '\u{3000}', '\u{2003}'] {
+        for c in [
+            ' ', '\t', '\u{0B}', '\u{0C}', '\u{A0}', '\u{85}', '\u{2028}', '\u{2029}', '\u{3000}',
+            '\u{2003}',
+        ] {
             assert!(is_whitespace(c), "{c:?}");
         }
         assert!(!is_whitespace('\n') && !is_whitespace('\r') && !is_whitespace('\u{200B}'));

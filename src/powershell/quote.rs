@@ -16,7 +16,9 @@ use thiserror::Error;
 /// Why a value cannot become a literal.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum QuoteError {
-    #[error("contains a NUL character at position {position}, which PowerShell's native layers would truncate")]
+    #[error(
+        "contains a NUL character at position {position}, which PowerShell's native layers would truncate"
+    )]
     Nul { position: usize },
 }
 
@@ -75,9 +77,15 @@ mod tests {
     #[test]
     fn doubles_every_single_quote_class_character() {
         assert_eq!(single_quoted("it's").as_deref(), Ok("'it''s'"));
-        assert_eq!(single_quoted("a’; calc; ‘b").as_deref(), Ok("'a’’; calc; ‘‘b'"));
+        assert_eq!(
+            single_quoted("a’; calc; ‘b").as_deref(),
+            Ok("'a’’; calc; ‘‘b'")
+        );
         assert_eq!(single_quoted("‚‛").as_deref(), Ok("'‚‚‛‛'"));
-        assert_eq!(single_quoted("$(calc) `n \"x\" “y”").as_deref(), Ok("'$(calc) `n \"x\" “y”'"));
+        assert_eq!(
+            single_quoted("$(calc) `n \"x\" “y”").as_deref(),
+            Ok("'$(calc) `n \"x\" “y”'")
+        );
         assert_eq!(single_quoted("").as_deref(), Ok("''"));
     }
 
@@ -89,9 +97,15 @@ mod tests {
     #[test]
     fn decoding_follows_powershell() {
         // An unpaired typographic quote ends the literal: what follows would be code.
-        assert_eq!(decode_single_quoted("'a’; calc; ‘b'"), Some(("a".to_string(), 5)));
+        assert_eq!(
+            decode_single_quoted("'a’; calc; ‘b'"),
+            Some(("a".to_string(), 5))
+        );
         assert_eq!(decode_single_quoted("‘x’ rest"), Some(("x".to_string(), 7)));
-        assert_eq!(decode_single_quoted("'it''s'"), Some(("it's".to_string(), 7)));
+        assert_eq!(
+            decode_single_quoted("'it''s'"),
+            Some(("it's".to_string(), 7))
+        );
         assert_eq!(decode_single_quoted("'open"), None);
         assert_eq!(decode_single_quoted("x'"), None);
     }
@@ -100,9 +114,10 @@ mod tests {
     fn hostile_char() -> impl Strategy<Value = char> {
         prop_oneof![
             prop::sample::select(vec![
-                '\'', '‘', '’', '‚', '‛', '"', '“', '”', '„', '-', '–', '—', '―', '$', '(', ')', '`', ';', '|', '&',
-                '#', '<', '>', '@', '{', '}', '[', ']', '*', '?', '\n', '\r', '\t', '\u{A0}', '\u{85}', '\u{2028}',
-                '\u{202E}', '\u{2066}', 'Ò', '✓', '😀', ' ', 'a', 'Z', '0',
+                '\'', '‘', '’', '‚', '‛', '"', '“', '”', '„', '-', '–', '—', '―', '$', '(', ')',
+                '`', ';', '|', '&', '#', '<', '>', '@', '{', '}', '[', ']', '*', '?', '\n', '\r',
+                '\t', '\u{A0}', '\u{85}', '\u{2028}', '\u{202E}', '\u{2066}', 'Ò', '✓', '😀', ' ',
+                'a', 'Z', '0',
             ]),
             any::<char>().prop_filter("no NUL", |c| *c != '\0'),
         ]
