@@ -7,6 +7,7 @@
 //! ## Layout
 //! - `cli`: the command line, as raw arguments (clap); no I/O.
 //! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
+//! - `plan`: `sccm-connector plan` — a command's scripts, rendered, nothing run.
 //! - `portal`: the portal's wire format (serde shapes, converted by hand).
 //! - `powershell`: PowerShell's character classes and quoting.
 //!
@@ -15,5 +16,6 @@
 
 pub mod cli;
 pub mod command;
+pub mod plan;
 pub mod portal;
 pub mod powershell;

@@ -2,8 +2,13 @@
 //!
 //! - `chars`: PowerShell's Unicode-aware character classes.
 //! - `quote`: outside values as single-quoted literals, and reading them back.
+//! - `script`: the fixed shape of a generated script and its builder (BOM, preamble, Inputs).
+//! - `push`, `import`: the guarded steps of each job kind.
 //! - `verify`: the sound checker every generated script passes before it may run.
 
 pub mod chars;
+pub mod import;
+pub mod push;
 pub mod quote;
+pub mod script;
 pub mod verify;
