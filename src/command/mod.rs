@@ -48,7 +48,7 @@ impl Default for Limits {
 /// A validated command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Push(Push),
+    Push(Box<Push>),
     Import(Import),
 }
 
@@ -259,7 +259,7 @@ pub fn parse(raw: &[u8], limits: &Limits) -> Result<Command, Rejection> {
                 &share_path,
             )?;
             let deployment = deployment(required("deployment", dto.deployment)?)?;
-            Ok(Command::Push(Push {
+            Ok(Command::Push(Box::new(Push {
                 id,
                 issued_at,
                 site,
@@ -268,7 +268,7 @@ pub fn parse(raw: &[u8], limits: &Limits) -> Result<Command, Rejection> {
                 package,
                 deployment_type,
                 deployment,
-            }))
+            })))
         }
         "import" => {
             let applications = dto
