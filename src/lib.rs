@@ -9,6 +9,7 @@
 //! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
 //! - `plan`: `sccm-connector plan` — a command's scripts, rendered, nothing run.
 //! - `portal`: the portal's wire format (serde shapes, converted by hand).
+//! - `sdm`: SDMPackageXML (AppMgmtDigest) → an imported application's metadata.
 //! - `powershell`: PowerShell's character classes and quoting.
 //!
 //! The durable core lives in two crates of this workspace: `journal` (the append-only,
@@ -18,4 +19,5 @@ pub mod cli;
 pub mod command;
 pub mod plan;
 pub mod portal;
+pub mod sdm;
 pub mod powershell;
