@@ -1,6 +1,7 @@
 //! The command line: raw arguments only (clap). Parsing does no I/O; `main` acts on the result.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Polls a packaging portal and drives ConfigMgr (SCCM) through PowerShell, with an
@@ -27,6 +28,29 @@ pub enum CliCommand {
         #[arg(long, value_name = "HOST")]
         provider_machine: Option<String>,
     },
+    /// The simulators used by the demo, the tests and the benchmarks.
+    Sim {
+        #[command(subcommand)]
+        simulator: SimCommand,
+    },
+}
+
+/// One simulator; each parses its own arguments (see `src/sim/`).
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// A PowerShell host that behaves like ConfigMgr's: started exactly like powershell.exe.
+    Powershell(RawArgs),
+    /// Inspect or seed a simulated site's state.
+    Site(RawArgs),
+    /// The portal simulator: protocol v1 over HTTP(S), with an admin API and faults.
+    Portal(RawArgs),
+}
+
+/// Arguments passed through untouched to a simulator's own parser.
+#[derive(Debug, Args)]
+pub struct RawArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<OsString>,
 }
 
 #[cfg(test)]

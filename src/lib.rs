@@ -10,6 +10,8 @@
 //! - `plan`: `sccm-connector plan` — a command's scripts, rendered, nothing run.
 //! - `portal`: the portal's wire format (serde shapes, converted by hand).
 //! - `sdm`: SDMPackageXML (AppMgmtDigest) → an imported application's metadata.
+//! - `sim`: the simulators (a ConfigMgr site behind a PowerShell host; a portal). Never used by
+//!   production code.
 //! - `powershell`: PowerShell's character classes and quoting.
 //!
 //! The durable core lives in two crates of this workspace: `journal` (the append-only,
@@ -20,4 +22,5 @@ pub mod command;
 pub mod plan;
 pub mod portal;
 pub mod sdm;
+pub mod sim;
 pub mod powershell;

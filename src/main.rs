@@ -1,7 +1,7 @@
 //! The `sccm-connector` binary: parse the command line, run, map the result to an exit code.
 
 use clap::Parser;
-use sccm_connector::cli::{Cli, CliCommand};
+use sccm_connector::cli::{Cli, CliCommand, SimCommand};
 use sccm_connector::plan;
 use sccm_connector::powershell::push::SiteAccess;
 use std::io::Write as _;
@@ -28,5 +28,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        CliCommand::Sim { simulator } => match simulator {
+            SimCommand::Powershell(raw) => sccm_connector::sim::powershell::main(raw.args),
+            SimCommand::Site(raw) => sccm_connector::sim::site::main(raw.args),
+            SimCommand::Portal(raw) => sccm_connector::sim::portal::main(raw.args),
+        },
     }
 }

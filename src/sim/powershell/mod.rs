@@ -1,0 +1,10 @@
+//! `sccm-connector sim powershell` (being built; see the open issues).
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// Entry point of `sccm-connector sim powershell`.
+pub fn main(_args: Vec<OsString>) -> ExitCode {
+    eprintln!("sccm-connector sim powershell: this simulator is not built yet");
+    ExitCode::from(2)
+}
