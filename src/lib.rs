@@ -6,9 +6,11 @@
 //!
 //! ## Layout
 //! - `cli`: the command line, as raw arguments (clap); no I/O.
+//! - `engine`: planning phases, interpreting step runs, composing results.
 //! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
 //! - `plan`: `sccm-connector plan` — a command's scripts, rendered, nothing run.
 //! - `portal`: the portal's wire format (serde shapes, converted by hand).
+//! - `share`: UNC paths → local paths (the share map) and the allowed share roots.
 //! - `sdm`: SDMPackageXML (AppMgmtDigest) → an imported application's metadata.
 //! - `sim`: the simulators (a ConfigMgr site behind a PowerShell host; a portal). Never used by
 //!   production code.
@@ -19,8 +21,10 @@
 
 pub mod cli;
 pub mod command;
+pub mod engine;
 pub mod plan;
 pub mod portal;
-pub mod sdm;
-pub mod sim;
 pub mod powershell;
+pub mod sdm;
+pub mod share;
+pub mod sim;
