@@ -8,6 +8,7 @@
 //! - `cli`: the command line, as raw arguments (clap); no I/O.
 //! - `engine`: planning phases, interpreting step runs, composing results.
 //! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
+//! - `package`: unpacking a package into its share folder safely and recognisably.
 //! - `plan`: `sccm-connector plan` — a command's scripts, rendered, nothing run.
 //! - `portal`: the portal's wire format (serde shapes, converted by hand).
 //! - `share`: UNC paths → local paths (the share map) and the allowed share roots.
@@ -22,6 +23,7 @@
 pub mod cli;
 pub mod command;
 pub mod engine;
+pub mod package;
 pub mod plan;
 pub mod portal;
 pub mod powershell;
