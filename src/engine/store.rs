@@ -1,0 +1,261 @@
+//! The job store: the journal and the folded state of every job, kept in step.
+//!
+//! The one rule: **an event is checked, then journaled and committed, then applied.** Checked —
+//! applied to a copy of its job first, so the journal never holds an event its machine would
+//! refuse; committed — `append` returns only once the record is durable (group commit shares the
+//! flush with concurrent jobs); applied — only then does the in-memory state move, so nothing is
+//! ever done on the strength of an event that could still be lost.
+//!
+//! Events are stored as journal payloads with [`PAYLOAD_FORMAT`]; the journal's own envelope
+//! carries the job id and the timestamp. Opening the store folds the whole journal; a record that
+//! cannot be decoded breaks only its own job, which is then left alone (see `broken`).
+
+use journal::{
+    Journal, JournalError, Options, Timestamp as JournalTime, decode_payload, encode_payload,
+};
+use replay::{Entry, Event, Fleet, FoldError, Job, JobId, Timestamp};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use thiserror::Error;
+
+/// The schema version of the event payloads this connector writes.
+pub const PAYLOAD_FORMAT: u16 = 1;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+    #[error("cannot encode the event: {0}")]
+    Encode(String),
+    #[error("the job state machine refuses the event: {0}")]
+    Refused(#[from] FoldError),
+    #[error("job {0} is broken and takes no more events")]
+    Broken(JobId),
+}
+
+/// The journal and every job's state.
+#[derive(Debug, Clone)]
+pub struct Store {
+    journal: Arc<Journal>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    fleet: Fleet,
+    /// Jobs whose journal records could not be decoded: job → why.
+    broken: BTreeMap<JobId, String>,
+}
+
+impl Store {
+    /// Opens (or creates) the journal at `dir` and folds it.
+    pub fn open(dir: &Path, options: Options) -> Result<Store, StoreError> {
+        let journal = Journal::open(dir, options)?;
+        let mut state = State::default();
+        for record in journal.iter_from(1) {
+            let record = record?;
+            let job = JobId(record.job());
+            if state.broken.contains_key(&job) {
+                continue;
+            }
+            if record.payload_format() != PAYLOAD_FORMAT {
+                state.broken.insert(
+                    job,
+                    format!(
+                        "record {} has payload format {}, this connector reads {PAYLOAD_FORMAT}",
+                        record.seq(),
+                        record.payload_format()
+                    ),
+                );
+                continue;
+            }
+            match decode_payload::<Event>(record.payload()) {
+                Ok(event) => {
+                    // A job that does not fold is quarantined inside the fleet; keep going.
+                    let _ = state
+                        .fleet
+                        .apply(job, &Entry::new(Timestamp(record.timestamp().0), event));
+                }
+                Err(e) => {
+                    state.broken.insert(
+                        job,
+                        format!("record {} cannot be decoded: {e}", record.seq()),
+                    );
+                }
+            }
+        }
+        Ok(Store {
+            journal: Arc::new(journal),
+            state: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated (see `record`), so
+        // a poisoned lock is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Checks, journals durably, then applies `event` for `job` at `at`. Blocking (it waits for
+    /// the commit): call it off the async executor.
+    pub fn record(&self, job: JobId, at: Timestamp, event: Event) -> Result<(), StoreError> {
+        let entry = Entry::new(at, event);
+        {
+            let state = self.lock();
+            if state.broken.contains_key(&job) {
+                return Err(StoreError::Broken(job));
+            }
+            check(&state.fleet, job, &entry)?;
+        }
+        let payload =
+            encode_payload(&entry.event).map_err(|e| StoreError::Encode(e.to_string()))?;
+        self.journal
+            .append_durable(job.0, JournalTime(at.0), PAYLOAD_FORMAT, &payload)?;
+        // Appends of one job are made by one task at a time, so the check above still holds.
+        self.lock().fleet.apply(job, &entry)?;
+        Ok(())
+    }
+
+    /// A snapshot of one job.
+    pub fn job(&self, id: JobId) -> Option<Job> {
+        self.lock().fleet.job(id).cloned()
+    }
+
+    /// The job holding portal command `command_id`, if any.
+    pub fn job_for_command(&self, command_id: &str) -> Option<JobId> {
+        self.lock().fleet.job_for_command(command_id).map(Job::id)
+    }
+
+    /// Ids of every job with work left.
+    pub fn unfinished(&self) -> Vec<JobId> {
+        self.lock().fleet.unfinished().map(Job::id).collect()
+    }
+
+    /// A snapshot of the whole fleet (for reports and metrics).
+    pub fn fleet(&self) -> Fleet {
+        self.lock().fleet.clone()
+    }
+
+    /// Jobs that could not be decoded, with why.
+    pub fn broken(&self) -> Vec<(JobId, String)> {
+        self.lock()
+            .broken
+            .iter()
+            .map(|(j, e)| (*j, e.clone()))
+            .collect()
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+}
+
+/// Whether `entry` applies to `job` as the fleet stands.
+fn check(fleet: &Fleet, job: JobId, entry: &Entry) -> Result<(), FoldError> {
+    let mut probe = Fleet::new();
+    match fleet.job(job) {
+        None if job == JobId::CONNECTOR => Ok(()),
+        None => probe.apply(job, entry),
+        Some(existing) => {
+            let mut copy = existing.clone();
+            copy.apply(entry).map_err(|source| FoldError {
+                job,
+                position: existing.event_count() + 1,
+                event: entry.event.name(),
+                source,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replay::testkit::canned;
+
+    fn open(dir: &Path) -> Store {
+        Store::open(dir, Options::new()).expect("opens")
+    }
+
+    #[test]
+    fn events_survive_a_reopen_and_fold_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let history = canned::push_killed_in_step();
+        let store = open(dir.path());
+        for entry in &history.entries {
+            store
+                .record(history.job, entry.at, entry.event.clone())
+                .expect("records");
+        }
+        store
+            .record(JobId::CONNECTOR, history.now, Event::ConnectorStopped)
+            .expect("connector event");
+        let before = store.job(history.job).expect("job");
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.job(history.job), Some(before.clone()));
+        assert_eq!(before, history.fold().expect("folds"));
+        assert_eq!(store.unfinished(), vec![history.job]);
+        assert_eq!(store.job_for_command("cmd-push-killed"), Some(history.job));
+        assert_eq!(
+            store.journal().verify().expect("verifies").records,
+            history.entries.len() as u64 + 1
+        );
+    }
+
+    #[test]
+    fn a_refused_event_is_never_journaled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let history = canned::push_killed_in_step();
+        let store = open(dir.path());
+        for entry in &history.entries {
+            store
+                .record(history.job, entry.at, entry.event.clone())
+                .expect("records");
+        }
+        let head = store.journal().head().seq;
+        let wrong = Event::StepStarted {
+            step: 6,
+            attempt: 1,
+        };
+        assert!(matches!(
+            store.record(history.job, history.now, wrong),
+            Err(StoreError::Refused(_))
+        ));
+        assert_eq!(store.journal().head().seq, head);
+        // An event for a job that was never received is refused too.
+        let stray = JobId(uuid::Uuid::from_u128(77));
+        assert!(store.record(stray, history.now, Event::Acked).is_err());
+    }
+
+    #[test]
+    fn an_undecodable_record_breaks_only_its_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = canned::push_killed_in_step();
+        {
+            let store = open(dir.path());
+            for entry in &good.entries {
+                store
+                    .record(good.job, entry.at, entry.event.clone())
+                    .expect("records");
+            }
+            // A record written by a future connector with another payload format.
+            store
+                .journal()
+                .append_durable(uuid::Uuid::from_u128(5), JournalTime(0), 9, b"future")
+                .expect("appends");
+        }
+        let store = open(dir.path());
+        assert_eq!(store.unfinished(), vec![good.job]);
+        let broken = store.broken();
+        assert_eq!(broken.len(), 1);
+        assert!(broken[0].1.contains("payload format 9"), "{}", broken[0].1);
+        assert!(matches!(
+            store.record(broken[0].0, good.now, Event::Acked),
+            Err(StoreError::Broken(_))
+        ));
+    }
+}
