@@ -2,6 +2,7 @@
 //! records atomically, committing them durably (through `commit.rs`),
 //! reading them back, and verifying the whole chain.
 
+use crate::append::{self, Request};
 use crate::chain::{GENESIS, HASH_LEN, Hash};
 use crate::commit::GroupCommit;
 use crate::error::{JournalError, Result};
@@ -9,13 +10,14 @@ use crate::keys::{
     self, JobHeadValue, META_KEY, MetaValue, RECORD_TAG, index_key, index_prefix, job_head_key,
     record_key,
 };
-use crate::record::{Appended, MAX_PAYLOAD_LEN, NewRecord, Record, Timestamp};
+use crate::record::{Appended, MAX_PAYLOAD_LEN, Record, Timestamp};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// sled segment size used by the journal. Fixed: sled refuses to reopen a
@@ -26,12 +28,16 @@ pub const SEGMENT_SIZE: usize = 4 * 1024 * 1024;
 /// Default sled page-cache budget (16 MiB).
 pub const DEFAULT_CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
 
+/// Default of [`Options::lock_wait`].
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// How to open a journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     cache_capacity: u64,
     flush_every_ms: Option<u64>,
     high_throughput: bool,
+    lock_wait: Duration,
 }
 
 impl Default for Options {
@@ -40,6 +46,7 @@ impl Default for Options {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             flush_every_ms: None,
             high_throughput: false,
+            lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 }
@@ -66,6 +73,15 @@ impl Options {
     #[must_use]
     pub fn flush_every_ms(mut self, every: Option<u64>) -> Options {
         self.flush_every_ms = every;
+        self
+    }
+
+    /// How long [`Journal::open`] keeps retrying while another handle holds
+    /// the directory's lock (default 2 s). sled releases the lock from a
+    /// background thread shortly after the previous handle is dropped.
+    #[must_use]
+    pub fn lock_wait(mut self, wait: Duration) -> Options {
+        self.lock_wait = wait;
         self
     }
 
@@ -114,8 +130,11 @@ pub struct VerifyReport {
 /// Cheap counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
-    /// Appends performed by this handle.
+    /// Records appended by this handle.
     pub appends: u64,
+    /// sled batches those records were written in (concurrent appends are
+    /// combined, see [`Journal::append`]).
+    pub append_batches: u64,
     /// Durability flushes (sled flush + fdatasync) performed by this handle.
     pub flushes: u64,
     /// Highest sequence appended (applied, maybe not durable).
@@ -137,7 +156,9 @@ pub struct Journal {
     /// Copy of the head readable while a long `verify` holds `writer`.
     published: Mutex<Head>,
     commit: GroupCommit,
+    queue: append::Queue,
     appends: AtomicU64,
+    batches: AtomicU64,
 }
 
 impl fmt::Debug for Journal {
@@ -159,6 +180,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> JournalError {
     move |source| JournalError::Io { context, source }
+}
+
+/// Opens sled, retrying for up to `wait` while its file lock is held.
+///
+/// sled 0.34.7 writes its log from a background thread pool whose tasks
+/// hold the log file (and its exclusive lock) until they finish, which can
+/// be shortly after the `Db` that issued them is dropped. Reopening right
+/// after closing, or a new process starting right after the previous one
+/// closed, would otherwise fail spuriously.
+fn open_sled(config: &sled::Config, wait: Duration) -> Result<sled::Db> {
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// fsyncs a directory so that entries created in it survive power loss.
@@ -204,14 +249,14 @@ impl Journal {
         } else {
             sled::Mode::LowSpace
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&dir)
             .cache_capacity(options.cache_capacity)
             .flush_every_ms(options.flush_every_ms)
             .segment_size(SEGMENT_SIZE)
             .use_compression(false)
-            .mode(mode)
-            .open()?;
+            .mode(mode);
+        let db = open_sled(&config, options.lock_wait)?;
 
         let log_file = if cfg!(target_os = "linux") {
             Some(File::open(dir.join("db")).map_err(io("opening <dir>/db for fdatasync"))?)
@@ -226,7 +271,9 @@ impl Journal {
             writer: Mutex::new(head),
             published: Mutex::new(head),
             commit: GroupCommit::new(head.seq),
+            queue: append::Queue::default(),
             appends: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
             dir,
         };
         // Make the recovered state (and sled's own files: `conf`, the log,
@@ -251,6 +298,10 @@ impl Journal {
     /// and meta head in one sled batch) and is immediately readable, but it
     /// is **not durable** until [`Journal::commit`] for its `seq` returns.
     ///
+    /// Appends are serialized (the chain needs an order). Appends arriving
+    /// while another is being written are combined into the next sled batch
+    /// (group append), which is still atomic as a whole.
+    ///
     /// # Errors
     /// [`JournalError::PayloadTooLarge`] above [`MAX_PAYLOAD_LEN`],
     /// [`JournalError::Poisoned`] after an earlier write/flush failure,
@@ -268,55 +319,51 @@ impl Journal {
                 max: MAX_PAYLOAD_LEN,
             });
         }
-        let mut head = lock(&self.writer);
         self.commit.check_poison()?;
-        let seq = head
-            .seq
-            .checked_add(1)
-            .ok_or(JournalError::SequenceExhausted)?;
-        let job_key = job_head_key(job);
-        let job_seq = match self.db.get(job_key)? {
-            None => 1,
-            Some(v) => {
-                let prev = JobHeadValue::decode(&v)
-                    .ok_or_else(|| inconsistent(format!("job head of {job} is malformed")))?;
-                prev.last_job_seq
-                    .checked_add(1)
-                    .ok_or(JournalError::SequenceExhausted)?
-            }
-        };
-        let (stored, hash) = NewRecord {
-            seq,
-            job,
-            job_seq,
-            timestamp,
-            payload_format,
-            payload,
+        let _in_flight = self.commit.begin_append();
+        let mine = Request::new(job, timestamp, payload_format, payload.to_vec());
+        self.queue.push(Arc::clone(&mine));
+        let mut head = lock(&self.writer);
+        if let Some(done) = mine.take() {
+            // A concurrent append wrote ours in its batch.
+            return done;
         }
-        .encode(&head.hash)?;
-
-        let mut batch = sled::Batch::default();
-        batch.insert(&record_key(seq)[..], stored);
-        batch.insert(&index_key(job, job_seq)[..], &seq.to_be_bytes()[..]);
-        batch.insert(
-            &job_key[..],
-            &JobHeadValue {
-                last_job_seq: job_seq,
-                last_seq: seq,
+        // Ours is still queued: write everything queued so far.
+        let requests = self.queue.drain();
+        if let Err(e) = self.commit.check_poison() {
+            for r in &requests {
+                r.set(Err(JournalError::Poisoned(e.to_string())));
             }
-            .encode()[..],
-        );
-        batch.insert(META_KEY, &MetaValue { seq, hash }.encode()[..]);
-        if let Err(e) = self.db.apply_batch(batch) {
-            self.commit
-                .poison(format!("append of record {seq} failed: {e}"));
-            return Err(e.into());
+            return mine.take().unwrap_or(Err(e));
         }
-        *head = Head { seq, hash };
-        *lock(&self.published) = *head;
-        self.commit.note_appended(seq);
-        self.appends.fetch_add(1, Ordering::Relaxed);
-        Ok(Appended { seq, job_seq, hash })
+        let group = append::build(&self.db, *head, requests);
+        if !group.accepted.is_empty() {
+            let first = group.accepted.first().map_or(0, |(_, a)| a.seq);
+            if let Err(e) = self.db.apply_batch(group.batch) {
+                let reason = format!("append of records {first}..={} failed: {e}", group.head.seq);
+                self.commit.poison(reason.clone());
+                for (r, _) in &group.accepted {
+                    r.set(Err(JournalError::Poisoned(reason.clone())));
+                }
+                mine.take();
+                return Err(e.into());
+            }
+            *head = group.head;
+            *lock(&self.published) = group.head;
+            self.commit.note_appended(group.head.seq);
+            self.appends
+                .fetch_add(group.accepted.len() as u64, Ordering::Relaxed);
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            for (r, a) in group.accepted {
+                r.set(Ok(a));
+            }
+        }
+        drop(head);
+        mine.take().unwrap_or_else(|| {
+            Err(inconsistent(
+                "an append request was neither written nor refused",
+            ))
+        })
     }
 
     /// Returns once every record up to and including `seq` is durable
@@ -379,6 +426,7 @@ impl Journal {
     pub fn stats(&self) -> Stats {
         Stats {
             appends: self.appends.load(Ordering::Relaxed),
+            append_batches: self.batches.load(Ordering::Relaxed),
             flushes: self.commit.flushes(),
             appended_seq: self.commit.appended(),
             durable_seq: self.commit.durable(),

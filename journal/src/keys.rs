@@ -217,6 +217,7 @@ mod tests {
         // so prefix scans never see a foreign entry.
         assert!(record_key(0).as_slice() > job_head_key(Uuid::max()).as_slice());
         assert!(index_key(Uuid::max(), u64::MAX).as_slice() < job_head_key(Uuid::nil()).as_slice());
+        assert!(META_KEY > job_head_key(Uuid::max()).as_slice());
         assert!(META_KEY < record_key(0).as_slice());
     }
 }

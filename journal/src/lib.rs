@@ -75,6 +75,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod append;
 mod chain;
 mod codec;
 mod commit;
@@ -87,8 +88,8 @@ pub use chain::{GENESIS, HASH_LEN, Hash, chain_of, link};
 pub use codec::{BODY_FIXED_LEN, CodecError, PAYLOAD_DECODE_LIMIT, decode_payload, encode_payload};
 pub use error::{JournalError, Result};
 pub use journal::{
-    DEFAULT_CACHE_CAPACITY, Head, JobIter, JobSummary, Journal, Options, RecordIter, SEGMENT_SIZE,
-    Stats, VerifyReport,
+    DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, Head, JobIter, JobSummary, Journal, Options,
+    RecordIter, SEGMENT_SIZE, Stats, VerifyReport,
 };
 pub use record::{
     Appended, ENVELOPE_OVERHEAD, FORMAT_VERSION, MAX_PAYLOAD_LEN, Record, Timestamp, VERSION_LEN,

@@ -408,7 +408,11 @@ fn maximal_payloads_never_spill_into_blob_files() -> TestResult {
 fn second_open_of_the_same_directory_is_an_error() -> TestResult {
     let dir = tempfile::tempdir()?;
     let _j = Journal::open(dir.path(), Options::new())?;
-    assert!(Journal::open(dir.path(), Options::new()).is_err());
+    let quick = Options::new().lock_wait(Duration::from_millis(20));
+    assert!(matches!(
+        Journal::open(dir.path(), quick),
+        Err(JournalError::Storage(_))
+    ));
     Ok(())
 }
 
@@ -469,5 +473,47 @@ fn sled_flush_cost_is_shared_not_per_append_without_commit() -> TestResult {
     fill(&j, 50, 5)?;
     assert_eq!(j.stats().flushes, before + 1, "one commit, one flush");
     assert_eq!(j.durable_seq(), 50);
+    Ok(())
+}
+
+#[test]
+fn concurrent_appends_to_one_job_are_combined_consistently() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Arc::new(Journal::open(dir.path(), Options::new())?);
+    let handles: Vec<_> = (0..6u8)
+        .map(|t| {
+            let j = Arc::clone(&j);
+            std::thread::spawn(move || -> Result<Vec<Appended>> {
+                (0..50u8)
+                    .map(|k| j.append(job(0), Timestamp(0), 0, &[t, k]))
+                    .collect()
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.join().map_err(|_| "writer panicked")??);
+    }
+    j.commit_all()?;
+    all.sort_by_key(|a| a.seq);
+    for (i, a) in all.iter().enumerate() {
+        let n = u64::try_from(i)? + 1;
+        assert_eq!((a.seq, a.job_seq), (n, n), "one job: job seq follows seq");
+    }
+    let stats = j.stats();
+    assert_eq!(stats.appends, 300);
+    assert!(stats.append_batches <= stats.appends);
+    let report = j.verify()?;
+    assert_eq!((report.records, report.jobs), (300, 1));
+    let jobs = j.jobs()?;
+    assert_eq!((jobs[0].last_job_seq, jobs[0].last_seq), (300, 300));
+    // Every record carries what its caller appended.
+    let mut seen: Vec<Vec<u8>> = j
+        .iter_job(job(0))
+        .map(|r| r.map(Record::into_payload))
+        .collect::<Result<_>>()?;
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 300);
     Ok(())
 }
