@@ -279,7 +279,11 @@ impl Journal {
         // Make the recovered state (and sled's own files: `conf`, the log,
         // the snapshot it just renamed into place, `blobs/`) durable.
         journal.flush_and_sync()?;
-        File::open(journal.dir.join("conf"))
+        // Write access: Windows' FlushFileBuffers requires it.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(journal.dir.join("conf"))
             .and_then(|f| f.sync_all())
             .map_err(io("fsyncing <dir>/conf"))?;
         sync_dir(&journal.dir.join("blobs"))?;
