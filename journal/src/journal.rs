@@ -243,6 +243,7 @@ impl Journal {
     /// [`JournalError::UnknownVersion`] naming the last record).
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Journal> {
         let dir = path.as_ref().to_path_buf();
+        let created = !dir.exists();
         std::fs::create_dir_all(&dir).map_err(io("creating the journal directory"))?;
         let mode = if options.high_throughput {
             sled::Mode::HighThroughput
@@ -288,6 +289,11 @@ impl Journal {
             .map_err(io("fsyncing <dir>/conf"))?;
         sync_dir(&journal.dir.join("blobs"))?;
         sync_dir(&journal.dir)?;
+        if created && let Some(parent) = journal.dir.parent().filter(|p| !p.as_os_str().is_empty())
+        {
+            // The new directory's own entry.
+            sync_dir(parent)?;
+        }
         Ok(journal)
     }
 
