@@ -81,3 +81,58 @@ pub struct DeploymentDto {
     pub deadline: Option<String>,
     pub time_base: Option<String>,
 }
+
+// ---- The client's own shapes (poll, uploads, progress). Added with the HTTPS client. ----
+
+/// `GET /api/connector/v1/commands` → `200`. Each command is kept as the exact bytes the portal
+/// sent (the engine journals them before parsing); nothing inside a command is interpreted here.
+#[derive(Debug, Deserialize)]
+pub struct PollResponseDto {
+    #[serde(default)]
+    pub commands: Vec<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    pub poll_after_seconds: Option<f64>,
+}
+
+/// `POST /api/connector/v1/uploads` request.
+#[derive(Debug, serde::Serialize)]
+pub struct OpenUploadDto<'a> {
+    pub command_id: &'a str,
+    pub application: &'a str,
+}
+
+/// `POST /api/connector/v1/uploads` → `{"upload_id"}`.
+#[derive(Debug, Deserialize)]
+pub struct UploadIdDto {
+    pub upload_id: String,
+}
+
+/// `GET /api/connector/v1/uploads/{id}` → `{"committed", "complete"}`.
+#[derive(Debug, Deserialize)]
+pub struct UploadStatusDto {
+    pub committed: u64,
+    #[serde(default)]
+    pub complete: bool,
+}
+
+/// `PUT …/uploads/{id}?offset=n` → `{"committed"}` (also the body of its `409`).
+#[derive(Debug, Deserialize)]
+pub struct CommittedDto {
+    pub committed: u64,
+}
+
+/// `POST …/uploads/{id}/complete` request.
+#[derive(Debug, serde::Serialize)]
+pub struct CompleteUploadDto<'a> {
+    pub size: u64,
+    pub sha256: &'a str,
+}
+
+/// `POST …/commands/{id}/progress` request (best effort).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgressDto {
+    pub step: String,
+    pub state: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
