@@ -8,8 +8,8 @@
 //!    size is stopped, so lying headers cannot get past the limits either.
 //! 2. If the target already holds exactly this package — its manifest names the archive's SHA-256
 //!    and every file matches its recorded size and SHA-256 — nothing is written.
-//! 3. Otherwise the archive is unpacked into a temporary sibling (`.<name>.partial-<random>`),
-//!    every file synced, and the sibling renamed into place (an older folder is moved aside first
+//! 3. Otherwise the archive is unpacked, on every core, into a temporary sibling
+//!    (`.<name>.partial-<random>`), every file synced, and the sibling renamed into place (an older folder is moved aside first
 //!    and removed after). The manifest is written last, atomically, beside the folder
 //!    (`.<name>.sccm-connector.json`), so the package folder holds only the package.
 //!
@@ -247,40 +247,24 @@ fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
-/// Unpacks `archive_path` (whose SHA-256 is `archive_sha256`) into the folder `target`.
-pub fn unpack(
+/// Extracts `share` (files only, directories exist) into `staging`: inflate, hash, write, sync.
+fn extract_share(
     archive_path: &Path,
-    archive_sha256: &str,
-    target: &Path,
-    limits: &UnpackLimits,
-) -> Result<Unpacked, UnpackError> {
-    if let Some(manifest) = in_place(target, archive_sha256) {
-        return Ok(Unpacked::AlreadyInPlace(manifest));
+    share: &[&Planned],
+    staging: &Path,
+) -> Result<Vec<ManifestEntry>, UnpackError> {
+    if share.is_empty() {
+        return Ok(Vec::new());
     }
     let file = File::open(archive_path).map_err(io_err(archive_path))?;
     let mut archive = zip::ZipArchive::new(io::BufReader::new(file))?;
-    let planned = plan(&mut archive, limits)?;
-    let parent = target
-        .parent()
-        .ok_or_else(|| UnpackError::BadTarget(target.display().to_string()))?;
-    fs::create_dir_all(parent).map_err(io_err(parent))?;
-    clean_leftovers(target)?;
-    let staging = sibling(
-        target,
-        &format!(".partial-{}", uuid::Uuid::new_v4().simple()),
-    )?;
-    fs::create_dir(&staging).map_err(io_err(&staging))?;
-    let mut files = Vec::new();
+    let mut files = Vec::with_capacity(share.len());
     let mut buf = vec![0u8; 256 * 1024];
-    for entry in &planned {
+    for entry in share {
         let path = entry
             .relative
             .iter()
-            .fold(staging.clone(), |p, s| p.join(s));
-        if entry.is_dir {
-            fs::create_dir_all(&path).map_err(io_err(&path))?;
-            continue;
-        }
+            .fold(staging.to_path_buf(), |p, s| p.join(s));
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
@@ -311,6 +295,75 @@ pub fn unpack(
             sha256: hex(&hasher.finalize()),
         });
     }
+    Ok(files)
+}
+
+/// Unpacks `archive_path` (whose SHA-256 is `archive_sha256`) into the folder `target`.
+pub fn unpack(
+    archive_path: &Path,
+    archive_sha256: &str,
+    target: &Path,
+    limits: &UnpackLimits,
+) -> Result<Unpacked, UnpackError> {
+    if let Some(manifest) = in_place(target, archive_sha256) {
+        return Ok(Unpacked::AlreadyInPlace(manifest));
+    }
+    let file = File::open(archive_path).map_err(io_err(archive_path))?;
+    let mut archive = zip::ZipArchive::new(io::BufReader::new(file))?;
+    let planned = plan(&mut archive, limits)?;
+    let parent = target
+        .parent()
+        .ok_or_else(|| UnpackError::BadTarget(target.display().to_string()))?;
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    clean_leftovers(target)?;
+    let staging = sibling(
+        target,
+        &format!(".partial-{}", uuid::Uuid::new_v4().simple()),
+    )?;
+    fs::create_dir(&staging).map_err(io_err(&staging))?;
+    // Directories first; then the files, spread over the cores (each thread reads the archive
+    // through its own handle), largest first so the threads finish together.
+    for entry in planned.iter().filter(|e| e.is_dir) {
+        let path = entry
+            .relative
+            .iter()
+            .fold(staging.clone(), |p, s| p.join(s));
+        fs::create_dir_all(&path).map_err(io_err(&path))?;
+    }
+    let mut work: Vec<&Planned> = planned.iter().filter(|e| !e.is_dir).collect();
+    work.sort_by_key(|e| std::cmp::Reverse(e.size));
+    let threads = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .min(work.len().max(1));
+    let mut shares: Vec<Vec<&Planned>> = vec![Vec::new(); threads];
+    let mut loads = vec![0u64; threads];
+    for entry in work {
+        let lightest = (0..threads).min_by_key(|&t| loads[t]).unwrap_or(0);
+        loads[lightest] += entry.size.max(1);
+        shares[lightest].push(entry);
+    }
+    let results: Vec<Result<Vec<ManifestEntry>, UnpackError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .iter()
+            .map(|share| {
+                let staging = &staging;
+                scope.spawn(move || extract_share(archive_path, share, staging))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(UnpackError::BadTarget("an unpack thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut files = Vec::new();
+    for result in results {
+        files.extend(result?);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     sync_dir(&staging);
     if target.exists() {
         let aside = sibling(target, &format!(".old-{}", uuid::Uuid::new_v4().simple()))?;
