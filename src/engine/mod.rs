@@ -2,7 +2,7 @@
 //!
 //! - `planner`: `Action::Plan` → the steps of a phase (or the command's rejection);
 //! - `interpret`: a script run → the outcome event to journal;
-//! - `result`: a concluded job → its one result document and idempotency key;
+//! - `result`: a concluded job → its one result document;
 //! - `outputs`: reading journaled step outputs back;
 //! - `store`: the journal and the folded jobs, kept in step (check, commit, apply).
 

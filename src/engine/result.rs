@@ -1,7 +1,7 @@
 //! The one final result of a job, composed from its journaled state (protocol v1 "Result").
 //!
 //! Composed once, journaled in `ResultReady`, and re-sent byte for byte under the same
-//! idempotency key until the portal acknowledges it. Everything in it comes from the journal:
+//! idempotency key (`portal::outbox::idempotency_key`) until the portal acknowledges it. Everything in it comes from the journal:
 //! the conclusion and the outputs of the steps, never from a fresh look at the site.
 
 use super::outputs::{list, number, step_output, text};
@@ -10,12 +10,6 @@ use crate::command::{self, Command, Limits};
 use replay::{Conclusion, Job};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-
-/// The idempotency key of a command's result: derived from the command id, so every re-send,
-/// from any run of the connector, carries the same key.
-pub fn idempotency_key(command_id: &str) -> String {
-    format!("result-{command_id}")
-}
 
 /// The result document for `job`, concluded as `conclusion`.
 pub fn compose(job: &Job, conclusion: &Conclusion) -> String {

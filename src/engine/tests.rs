@@ -1,7 +1,7 @@
 //! The engine's pure parts on the seed's commands: plans, and the results composed from outputs.
 
 use super::planner::{PhasePlan, PlanContext, plan};
-use super::result::{compose, idempotency_key};
+use super::result::compose;
 use crate::command::Limits;
 use crate::powershell::push::SiteAccess;
 use crate::share::{ShareMapping, Shares};
@@ -260,7 +260,6 @@ fn a_push_result_carries_what_the_steps_reported() {
             "deployment_id": "{0AB1C2D3-0000-0000-0000-000000000001}",
             "folder": "DEM:\\Application\\Test 1"}})
     );
-    assert_eq!(idempotency_key("8d3f"), "result-8d3f");
 }
 
 #[test]
