@@ -58,13 +58,13 @@ fn write_random(path: &Path, size: u64, rng: &mut Rng, compressible: u8) {
             // Text: words and line breaks.
             2 => {
                 out.extend_from_slice(WORDS[(r % WORDS.len() as u64) as usize].as_bytes());
-                out.push(if r % 11 == 0 { b'\n' } else { b' ' });
+                out.push(if r.is_multiple_of(11) { b'\n' } else { b' ' });
             }
             // Half-compressible binary: random bytes with runs.
             1 => {
                 let run = (r >> 8) % 24;
                 let byte = (r >> 16) as u8;
-                if r % 3 == 0 {
+                if r.is_multiple_of(3) {
                     out.extend(std::iter::repeat_n(byte, run as usize));
                 } else {
                     out.extend_from_slice(&r.to_le_bytes());
