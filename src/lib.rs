@@ -6,6 +6,7 @@
 //!
 //! ## Layout
 //! - `cli`: the command line, as raw arguments (clap); no I/O.
+//! - `config`: the TOML configuration, validated; the only place defaults live.
 //! - `engine`: planning phases, interpreting step runs, composing results.
 //! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
 //! - `package`: unpacking a package into its share folder safely and recognisably.
@@ -22,6 +23,7 @@
 
 pub mod cli;
 pub mod command;
+pub mod config;
 pub mod engine;
 pub mod package;
 pub mod plan;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// One UNC prefix and the local directory it is reached at.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShareMapping {
     /// `\\server\share[\folder…]`
     pub unc: String,

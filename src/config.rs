@@ -1,0 +1,456 @@
+//! The connector's configuration: one TOML file, validated with clear errors, with secrets that
+//! environment variables may override. The only place defaults live.
+//!
+//! ```toml
+//! [portal]                       # see portal::config::PortalConfig
+//! base_url = "https://portal.example.com"
+//! remote_id = "6f1c…"            # or SCCM_CONNECTOR_REMOTE_ID
+//!
+//! [powershell]
+//! program = "powershell.exe"
+//! args = ["-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass"]
+//! mode = "session"               # or "per-step"
+//! step_timeout_seconds = 1800
+//! provider_machine = "cm01.contoso.com"   # optional; default: this machine
+//!
+//! [storage]
+//! journal = 'C:\ProgramData\sccm-connector\journal'
+//! spool = 'C:\ProgramData\sccm-connector\spool'
+//!
+//! [shares]
+//! allowed_roots = ['\\FS01\Sources$\incoming']
+//! [[shares.map]]                 # optional: UNC prefix → local path
+//! unc = '\\FS01\Sources$'
+//! local = 'D:\Sources'
+//!
+//! [limits]                       # optional
+//! max_package_mb = 8192
+//! max_unpacked_mb = 32768
+//! max_entries = 100000
+//! max_compression_ratio = 1000
+//!
+//! [engine]                       # optional
+//! concurrency = 2
+//! max_attempts = 3
+//! retry_initial_seconds = 30
+//! retry_max_seconds = 900
+//! distribution_poll_seconds = 30
+//! distribution_timeout_minutes = 120
+//! ```
+//!
+//! Environment overrides: `SCCM_CONNECTOR_REMOTE_ID`, `SCCM_CONNECTOR_PROXY_PASSWORD`.
+
+use crate::command::Limits;
+use crate::package::unpack::UnpackLimits;
+use crate::portal::config::{PortalConfig, Secret};
+use crate::powershell::push::SiteAccess;
+use crate::powershell::runner::{PowerShellConfig, RunMode};
+use crate::share::{ShareMapping, Shares};
+use replay::{Backoff, PollPolicy, RetryPolicy};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}: {field}: {reason}")]
+    Invalid {
+        path: String,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    portal: PortalConfig,
+    #[serde(default)]
+    powershell: PowerShellSection,
+    storage: StorageSection,
+    shares: SharesSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    engine: EngineSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct PowerShellSection {
+    program: PathBuf,
+    args: Vec<String>,
+    mode: String,
+    step_timeout_seconds: u64,
+    provider_machine: Option<String>,
+}
+
+impl Default for PowerShellSection {
+    fn default() -> Self {
+        let d = PowerShellConfig::default();
+        PowerShellSection {
+            program: d.program,
+            args: d.args,
+            mode: "session".into(),
+            step_timeout_seconds: d.step_timeout.as_secs(),
+            provider_machine: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageSection {
+    journal: PathBuf,
+    spool: PathBuf,
+    #[serde(default = "default_cache_mb")]
+    journal_cache_mb: u64,
+}
+
+fn default_cache_mb() -> u64 {
+    16
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharesSection {
+    allowed_roots: Vec<String>,
+    #[serde(default)]
+    map: Vec<ShareMapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LimitsSection {
+    max_package_mb: u64,
+    max_unpacked_mb: u64,
+    max_entries: u64,
+    max_compression_ratio: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let u = UnpackLimits::default();
+        LimitsSection {
+            max_package_mb: Limits::default().max_package_bytes >> 20,
+            max_unpacked_mb: u.max_total_bytes >> 20,
+            max_entries: u.max_entries,
+            max_compression_ratio: u.max_ratio,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct EngineSection {
+    concurrency: usize,
+    max_attempts: u32,
+    retry_initial_seconds: u64,
+    retry_max_seconds: u64,
+    max_interrupted: u32,
+    distribution_poll_seconds: u64,
+    distribution_timeout_minutes: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            concurrency: 2,
+            max_attempts: 3,
+            retry_initial_seconds: 30,
+            retry_max_seconds: 900,
+            max_interrupted: 20,
+            distribution_poll_seconds: 30,
+            distribution_timeout_minutes: 120,
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub portal: PortalConfig,
+    pub powershell: PowerShellConfig,
+    pub access: SiteAccess,
+    pub journal_dir: PathBuf,
+    pub journal_cache_bytes: u64,
+    pub spool_dir: PathBuf,
+    pub shares: Shares,
+    pub limits: Limits,
+    pub unpack: UnpackLimits,
+    pub concurrency: usize,
+    pub policy: RetryPolicy,
+    pub distribution: PollPolicy,
+    /// Backoff of result deliveries (they are retried until acknowledged).
+    pub report_backoff: Backoff,
+}
+
+impl Config {
+    /// Reads and validates `path`, applying environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, path, |name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` (from `path`, for messages); `env` looks up environment variables.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let mut file: File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let invalid = |field: &'static str, reason: String| ConfigError::Invalid {
+            path: shown.clone(),
+            field,
+            reason,
+        };
+        if let Some(remote_id) = env("SCCM_CONNECTOR_REMOTE_ID") {
+            file.portal.remote_id = remote_id;
+        }
+        if let (Some(password), Some(proxy)) = (
+            env("SCCM_CONNECTOR_PROXY_PASSWORD"),
+            file.portal.proxy.as_mut(),
+        ) {
+            proxy.password = Some(Secret::new(password));
+        }
+        if file.portal.remote_id.trim().is_empty() {
+            return Err(invalid(
+                "portal.remote_id",
+                "is empty (set it here or in SCCM_CONNECTOR_REMOTE_ID)".into(),
+            ));
+        }
+        check_base_url(&file.portal.base_url)
+            .map_err(|reason| invalid("portal.base_url", reason))?;
+        let mode = match file.powershell.mode.as_str() {
+            "session" => RunMode::Session,
+            "per-step" => RunMode::PerStep,
+            other => {
+                return Err(invalid(
+                    "powershell.mode",
+                    format!("must be \"session\" or \"per-step\"; got {other:?}"),
+                ));
+            }
+        };
+        if file.powershell.step_timeout_seconds == 0 {
+            return Err(invalid(
+                "powershell.step_timeout_seconds",
+                "must be at least 1".into(),
+            ));
+        }
+        if file.shares.allowed_roots.is_empty() {
+            return Err(invalid(
+                "shares.allowed_roots",
+                "must name at least one UNC root the connector may write under".into(),
+            ));
+        }
+        for root in file
+            .shares
+            .allowed_roots
+            .iter()
+            .chain(file.shares.map.iter().map(|m| &m.unc))
+        {
+            if !root.starts_with("\\\\") || root.len() < 5 {
+                return Err(invalid(
+                    "shares",
+                    format!("{root:?} is not a UNC path (\\\\server\\share…)"),
+                ));
+            }
+        }
+        let e = &file.engine;
+        if e.concurrency == 0 || e.concurrency > 64 {
+            return Err(invalid(
+                "engine.concurrency",
+                format!("must be between 1 and 64; got {}", e.concurrency),
+            ));
+        }
+        if e.max_attempts == 0 {
+            return Err(invalid("engine.max_attempts", "must be at least 1".into()));
+        }
+        if e.distribution_poll_seconds == 0 || e.distribution_timeout_minutes == 0 {
+            return Err(invalid(
+                "engine.distribution_poll_seconds",
+                "poll interval and timeout must be positive".into(),
+            ));
+        }
+        let l = &file.limits;
+        Ok(Config {
+            powershell: PowerShellConfig {
+                program: file.powershell.program,
+                args: file.powershell.args,
+                mode,
+                step_timeout: Duration::from_secs(file.powershell.step_timeout_seconds),
+                scratch_dir: Some(file.storage.spool.join("scripts")),
+            },
+            access: SiteAccess {
+                provider_machine: file.powershell.provider_machine,
+            },
+            portal: file.portal,
+            journal_dir: file.storage.journal,
+            journal_cache_bytes: file.storage.journal_cache_mb.max(1) << 20,
+            spool_dir: file.storage.spool,
+            shares: Shares::new(file.shares.map, file.shares.allowed_roots),
+            limits: Limits {
+                max_package_bytes: l.max_package_mb << 20,
+            },
+            unpack: UnpackLimits {
+                max_total_bytes: l.max_unpacked_mb << 20,
+                max_entries: l.max_entries,
+                max_ratio: l.max_compression_ratio,
+            },
+            concurrency: e.concurrency,
+            policy: RetryPolicy {
+                max_attempts: e.max_attempts,
+                backoff: Backoff {
+                    initial_ms: e.retry_initial_seconds * 1000,
+                    max_ms: e.retry_max_seconds.max(e.retry_initial_seconds) * 1000,
+                },
+                max_interrupted: e.max_interrupted.max(1),
+            },
+            distribution: PollPolicy {
+                interval_ms: e.distribution_poll_seconds * 1000,
+                timeout_ms: e.distribution_timeout_minutes * 60_000,
+            },
+            report_backoff: Backoff {
+                initial_ms: 5_000,
+                max_ms: 300_000,
+            },
+        })
+    }
+}
+
+/// `https://…`, or `http://` to a loopback host only (the simulator).
+fn check_base_url(url: &str) -> Result<(), String> {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return if rest.is_empty() {
+            Err("has no host".into())
+        } else {
+            Ok(())
+        };
+    }
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        let loopback = matches!(host, "localhost" | "127.0.0.1" | "[")
+            || rest.starts_with("[::1]")
+            || host.starts_with("127.");
+        return if loopback {
+            Ok(())
+        } else {
+            Err(format!(
+                "must be https:// (plain http is only allowed to a loopback address); got {url:?}"
+            ))
+        };
+    }
+    Err(format!("must start with https://; got {url:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[portal]
+base_url = "https://portal.example.com"
+remote_id = "6f1c2a9e-0000-4000-8000-000000000001"
+
+[powershell]
+mode = "per-step"
+
+[storage]
+journal = "/var/lib/sccm-connector/journal"
+spool = "/var/lib/sccm-connector/spool"
+
+[shares]
+allowed_roots = ['\\FS01\Sources$\incoming']
+[[shares.map]]
+unc = '\\FS01\Sources$'
+local = "/srv/sources"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("connector.toml"), |_| None)
+    }
+
+    #[test]
+    fn a_minimal_file_gets_the_defaults() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.powershell.mode, RunMode::PerStep);
+        assert_eq!(c.powershell.program, PathBuf::from("powershell.exe"));
+        assert_eq!(c.concurrency, 2);
+        assert_eq!(c.policy.max_attempts, 3);
+        assert_eq!(
+            c.shares.to_local("\\\\fs01\\sources$\\incoming\\A"),
+            PathBuf::from("/srv/sources/incoming/A")
+        );
+        assert_eq!(c.journal_cache_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (
+                GOOD.replace("https://portal", "http://portal"),
+                "portal.base_url",
+            ),
+            (
+                GOOD.replace("\"per-step\"", "\"parallel\""),
+                "powershell.mode",
+            ),
+            (
+                GOOD.replace(
+                    "allowed_roots = ['\\\\FS01\\Sources$\\incoming']",
+                    "allowed_roots = []",
+                ),
+                "shares.allowed_roots",
+            ),
+            (
+                GOOD.replace(
+                    "remote_id = \"6f1c2a9e-0000-4000-8000-000000000001\"",
+                    "remote_id = \"\"",
+                ),
+                "portal.remote_id",
+            ),
+            (
+                format!("{GOOD}\n[engine]\nconcurrency = 0\n"),
+                "engine.concurrency",
+            ),
+        ];
+        for (text, field) in cases {
+            match parse(&text) {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse(&format!("{GOOD}\nunknown = 1\n")),
+            Err(ConfigError::Syntax { .. })
+        ));
+        assert!(matches!(parse("[portal"), Err(ConfigError::Syntax { .. })));
+    }
+
+    #[test]
+    fn environment_overrides_secrets() {
+        let c = Config::parse(GOOD, Path::new("x"), |name| {
+            (name == "SCCM_CONNECTOR_REMOTE_ID").then(|| "from-env".to_string())
+        })
+        .expect("valid");
+        assert_eq!(c.portal.remote_id, "from-env");
+        assert!(
+            parse(&GOOD.replace("https://portal.example.com", "http://127.0.0.1:8080")).is_ok()
+        );
+    }
+}
