@@ -16,3 +16,31 @@ mod runner;
 /// with hostile values.
 #[path = "integration/script_proof.rs"]
 mod script_proof;
+
+/// Shared helpers of the portal tests: the simulator in process, a test CA, tinyproxy, children.
+#[path = "integration/portal_support.rs"]
+mod portal_support;
+
+/// The child side of the portal crash and proxy-environment tests (re-executed test binary).
+#[path = "integration/portal_child.rs"]
+mod portal_child;
+
+/// The portal client against the simulator: exact command bytes, acks, results, retries, 401.
+#[path = "integration/portal_client.rs"]
+mod portal_client;
+
+/// Resumable downloads and uploads against the simulator's faults.
+#[path = "integration/portal_transfer.rs"]
+mod portal_transfer;
+
+/// TLS with a test CA: bundle, refusal, SPKI pins, host names, mutual TLS.
+#[path = "integration/portal_tls.rs"]
+mod portal_tls;
+
+/// Through a real proxy (tinyproxy) with basic authentication, and the proxy environment.
+#[path = "integration/portal_proxy.rs"]
+mod portal_proxy;
+
+/// Crashes: the client killed mid-download and mid-upload; the portal down while a result waits.
+#[path = "integration/portal_crash.rs"]
+mod portal_crash;

@@ -396,6 +396,9 @@ pub(super) fn transport_error(error: &reqwest::Error) -> PortalError {
             tls::Refusal::Certificate(detail) => PortalError::Tls { detail },
         };
     }
+    if detail.contains("tunnel error") {
+        return PortalError::Proxy { detail };
+    }
     if error.is_timeout() {
         PortalError::Timeout { detail }
     } else if error.is_connect() {

@@ -52,6 +52,14 @@ pub enum PortalError {
     /// The proxy refused our credentials (407).
     #[error("the proxy refused the configured credentials (407 Proxy Authentication Required)")]
     ProxyAuth,
+    /// The proxy would not open a tunnel to the portal. It may be unable to reach the portal
+    /// (transient), or refuse our credentials: some proxies (tinyproxy) answer `401` rather
+    /// than `407`, which cannot be told apart from here.
+    #[error(
+        "the proxy did not open a tunnel to the portal ({detail}); check the proxy credentials \
+         and that the proxy can reach the portal"
+    )]
+    Proxy { detail: String },
     /// 401: the portal does not know this connector.
     #[error(
         "remote ID not accepted: the portal answered 401 to remote ID {remote_id_hint}; \
@@ -107,6 +115,7 @@ impl PortalError {
         matches!(
             self,
             Self::Connect { .. }
+                | Self::Proxy { .. }
                 | Self::Timeout { .. }
                 | Self::Interrupted { .. }
                 | Self::RateLimited { .. }

@@ -291,6 +291,14 @@ pub(crate) enum Refusal {
 pub(crate) fn classify(error: &(dyn StdError + 'static)) -> Option<Refusal> {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(e) = current {
+        // An I/O error wrapping another error hides it from `source()`: unwrap it.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            current = Some(inner);
+            continue;
+        }
         if let Some(pin) = e.downcast_ref::<PinMismatch>() {
             return Some(Refusal::Pin(pin.actual_base64.clone()));
         }
