@@ -15,6 +15,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
+    /// Run the connector: resume every unfinished job, then poll the portal until stopped
+    /// (Ctrl-C or SIGTERM), finishing running steps first.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Validate one command (protocol-v1 JSON) and show every PowerShell script it would run,
     /// in order. Runs nothing. Exit code 2 when the command is rejected.
     Plan {

@@ -7,7 +7,8 @@
 //! ## Layout
 //! - `cli`: the command line, as raw arguments (clap); no I/O.
 //! - `config`: the TOML configuration, validated; the only place defaults live.
-//! - `engine`: planning phases, interpreting step runs, composing results.
+//! - `daemon`: `sccm-connector run` — resume, poll, drive jobs, shut down cleanly.
+//! - `engine`: driving jobs, planning phases, interpreting step runs, composing results.
 //! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
 //! - `package`: unpacking a package into its share folder safely and recognisably.
 //! - `plan`: `sccm-connector plan` — a command's scripts, rendered, nothing run.
@@ -24,6 +25,7 @@
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod package;
 pub mod plan;

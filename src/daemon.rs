@@ -1,0 +1,201 @@
+//! `sccm-connector run`: the long-running connector.
+//!
+//! On start: open the journal and fold it, journal `ConnectorStarted`, resume every unfinished job
+//! (re-sending unacknowledged results included), then poll the portal. Each new command is
+//! journaled (`CommandReceived`, its exact bytes) before anything else happens to it; a command
+//! already in the journal — delivered again — is only acknowledged again, never run twice. At
+//! most `engine.concurrency` jobs run at once.
+//!
+//! Shutdown (the future passed in resolves: Ctrl-C, SIGTERM, a service stop): stop polling, let
+//! running steps finish or time out, journal `ConnectorStopped`, and return; everything left is
+//! resumed by the next start.
+
+use crate::command::peek;
+use crate::config::Config;
+use crate::engine::driver::{DriveError, Services, drive, now};
+use crate::engine::planner::PlanContext;
+use crate::engine::store::{Store, StoreError};
+use crate::portal::client::PortalClient;
+use replay::{Event, JobId};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("the journal cannot be used: {0}")]
+    Store(#[from] StoreError),
+    #[error("the portal client cannot be set up: {0}")]
+    Portal(String),
+    #[error("a job failed in a way that needs an operator: {0}")]
+    Job(#[from] DriveError),
+}
+
+/// Runs the connector until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let options = journal::Options::new().cache_capacity(config.journal_cache_bytes);
+    let dir = config.journal_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
+        .await
+        .map_err(|e| DaemonError::Portal(format!("the journal task failed: {e}")))??;
+    for (job, why) in store.broken() {
+        tracing::error!(%job, "job left alone: {why}");
+    }
+    let portal =
+        PortalClient::new(&config.portal).map_err(|e| DaemonError::Portal(e.to_string()))?;
+    let plan = PlanContext {
+        access: config.access.clone(),
+        shares: config.shares.clone(),
+        spool_dir: config.spool_dir.clone(),
+        limits: config.limits,
+        policy: config.policy,
+        distribution: config.distribution,
+    };
+    let concurrency = config.concurrency;
+    let services = Arc::new(Services {
+        store: store.clone(),
+        portal,
+        config,
+        plan,
+    });
+    record(
+        &store,
+        JobId::CONNECTOR,
+        Event::ConnectorStarted {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        },
+    )
+    .await?;
+    tracing::info!(
+        portal = %services.config.portal.base_url,
+        remote_id = %services.portal.remote_id_hint(),
+        unfinished = store.unfinished().len(),
+        "connector started"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let running: Arc<Mutex<BTreeSet<JobId>>> = Arc::default();
+    let mut tasks = JoinSet::new();
+    let spawn = |tasks: &mut JoinSet<Result<(), DriveError>>, id: JobId| {
+        {
+            let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+            if !running.insert(id) {
+                return;
+            }
+        }
+        let (services, slots, running, stop) = (
+            Arc::clone(&services),
+            Arc::clone(&slots),
+            Arc::clone(&running),
+            stop_rx.clone(),
+        );
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await.ok();
+            let outcome = drive(services, id, stop).await;
+            running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if let Err(e) = &outcome {
+                tracing::error!(job = %id, "job driver stopped: {e}");
+            }
+            outcome
+        });
+    };
+    for id in store.unfinished() {
+        spawn(&mut tasks, id);
+    }
+
+    tokio::pin!(shutdown);
+    let mut fatal = None;
+    loop {
+        let poll = services.portal.poll().await;
+        match &poll {
+            Ok(answer) => {
+                for raw in &answer.commands {
+                    let bytes = raw.get().as_bytes().to_vec();
+                    match receive(&services, bytes).await {
+                        Ok(Some(id)) => spawn(&mut tasks, id),
+                        Ok(None) => {}
+                        Err(e) => {
+                            fatal = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("polling the portal failed: {e}"),
+        }
+        if fatal.is_some() {
+            break;
+        }
+        // Restart drivers of jobs that still have work (a driver stops after an error).
+        for id in store.unfinished() {
+            spawn(&mut tasks, id);
+        }
+        while let Some(done) = tasks.try_join_next() {
+            if let Ok(Err(DriveError::Store(StoreError::Journal(e)))) = done {
+                fatal = Some(DaemonError::Store(StoreError::Journal(e)));
+            }
+        }
+        if fatal.is_some() {
+            break;
+        }
+        let delay = services.portal.next_poll_delay(&poll);
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    tracing::info!("stopping: letting running steps finish");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    record(&store, JobId::CONNECTOR, Event::ConnectorStopped).await?;
+    let journal_dir = services.config.journal_dir.display().to_string();
+    drop(services);
+    tracing::info!(journal = %journal_dir, "connector stopped");
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn record(store: &Store, job: JobId, event: Event) -> Result<(), StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.record(job, now(), event))
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Encode(format!("the journal task failed: {e}"))))
+}
+
+/// Journals a delivered command; returns the new job, or `None` for a command already held
+/// (which is acknowledged again: the portal re-delivers until it sees the acknowledgement).
+async fn receive(services: &Services, raw: Vec<u8>) -> Result<Option<JobId>, DaemonError> {
+    let peeked = peek(&raw);
+    let existing = peeked
+        .command_id
+        .as_deref()
+        .and_then(|c| services.store.job_for_command(c).map(|job| (c, job)));
+    if let Some((command_id, job)) = existing {
+        let acked = services.store.job(job).is_some_and(|j| j.is_acked());
+        if acked && let Err(e) = services.portal.ack(command_id).await {
+            tracing::warn!("re-acknowledging command {command_id} failed: {e}");
+        }
+        return Ok(None);
+    }
+    let id = JobId(uuid::Uuid::new_v4());
+    tracing::info!(job = %id, command = peeked.command_id.as_deref().unwrap_or("(no id)"), kind = ?peeked.kind, "command received");
+    record(
+        &services.store,
+        id,
+        Event::CommandReceived {
+            command_id: peeked.command_id,
+            kind: peeked.kind,
+            raw,
+        },
+    )
+    .await?;
+    Ok(Some(id))
+}

@@ -1,0 +1,543 @@
+//! Driving one job: ask the machine, journal the intent, act, journal the outcome, ask again.
+//!
+//! This is the one place where `replay`'s actions meet I/O. Every action follows the same
+//! order — the intent (`StepStarted`, `ReportSent`, …) is committed before anything happens
+//! outside, and the outcome is committed before the next question — so a crash at any instant
+//! leaves a journal the machine can resume from. Blocking journal commits run off the async
+//! executor. A job's PowerShell session lives as long as its driver.
+
+use super::interpret::script_outcome;
+use super::planner::{PhasePlan, PlanContext, plan};
+use super::result::compose;
+use super::store::{Store, StoreError};
+use crate::config::Config;
+use crate::package::pack::{PackOptions, pack};
+use crate::package::unpack::{Unpacked, unpack};
+use crate::portal::client::PortalClient;
+use crate::portal::download::Download;
+use crate::portal::error::PortalError;
+use crate::portal::outbox::idempotency_key;
+use crate::portal::upload::Upload;
+use crate::powershell::runner::Runner;
+use crate::powershell::script::Script;
+use replay::{Action, ArchiveInfo, Event, Job, JobId, StepIndex, StepKind, Timestamp};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// What drivers share.
+#[derive(Debug)]
+pub struct Services {
+    pub store: Store,
+    pub portal: PortalClient,
+    pub config: Config,
+    pub plan: PlanContext,
+}
+
+/// Why a driver stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("the job vanished from the store")]
+    Missing,
+}
+
+/// Now, as the journal records it.
+pub fn now() -> Timestamp {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Timestamp(i64::try_from(millis).unwrap_or(i64::MAX))
+}
+
+/// How long to leave the portal alone after a failed acknowledgement.
+const ACK_RETRY: Duration = Duration::from_secs(30);
+
+struct Driver {
+    services: Arc<Services>,
+    id: JobId,
+    runner: Option<Runner>,
+    ack_not_before: Instant,
+}
+
+/// Drives job `id` until it is finished or `stop` turns true (checked between actions; a running
+/// step is let finish or time out).
+pub async fn drive(
+    services: Arc<Services>,
+    id: JobId,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), DriveError> {
+    let mut driver = Driver {
+        services,
+        id,
+        runner: None,
+        ack_not_before: Instant::now(),
+    };
+    let outcome = driver.run(&mut stop).await;
+    if let Some(mut runner) = driver.runner.take() {
+        runner.shutdown().await;
+    }
+    outcome
+}
+
+impl Driver {
+    async fn record(&self, event: Event) -> Result<(), DriveError> {
+        let (store, id) = (self.services.store.clone(), self.id);
+        let name = event.name();
+        tokio::task::spawn_blocking(move || store.record(id, now(), event))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Encode(format!(
+                    "the journal task for {name} failed: {e}"
+                )))
+            })?;
+        Ok(())
+    }
+
+    /// Records from inside a transfer's progress callback (a synchronous context on the runtime).
+    fn record_now(&self, event: Event) {
+        let (store, id) = (self.services.store.clone(), self.id);
+        if let Err(e) = tokio::task::block_in_place(|| store.record(id, now(), event)) {
+            tracing::warn!(job = %id, "journaling transfer progress failed: {e}");
+        }
+    }
+
+    fn job(&self) -> Result<Job, DriveError> {
+        self.services.store.job(self.id).ok_or(DriveError::Missing)
+    }
+
+    async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), DriveError> {
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let job = self.job()?;
+            let actions = job.next_actions(now());
+            if actions.is_empty() {
+                return Ok(());
+            }
+            for action in actions {
+                match action {
+                    Action::Ack => self.ack(&job).await?,
+                    Action::WaitUntil { until } => {
+                        let wait = Duration::from_millis(until.millis_since(now()).max(10));
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop.changed() => return Ok(()),
+                        }
+                    }
+                    other => self.perform(&job, other).await?,
+                }
+            }
+        }
+    }
+
+    async fn ack(&mut self, job: &Job) -> Result<(), DriveError> {
+        let Some(command_id) = job.command_id() else {
+            return Ok(());
+        };
+        if Instant::now() < self.ack_not_before {
+            return Ok(());
+        }
+        match self.services.portal.ack(command_id).await {
+            Ok(()) => self.record(Event::Acked).await,
+            Err(e) => {
+                tracing::warn!(job = %self.id, "acknowledging command {command_id} failed: {e}");
+                self.ack_not_before = Instant::now() + ACK_RETRY;
+                Ok(())
+            }
+        }
+    }
+
+    fn step(job: &Job, step: StepIndex) -> Result<(String, StepKind), DriveError> {
+        let state = job.step(step).ok_or(DriveError::Missing)?;
+        Ok((state.step.name.clone(), state.step.kind.clone()))
+    }
+
+    fn spool(&self) -> PathBuf {
+        self.services.config.spool_dir.join(self.id.to_string())
+    }
+
+    async fn perform(&mut self, job: &Job, action: Action) -> Result<(), DriveError> {
+        match action {
+            Action::Plan { phase } => {
+                let event = match plan(job, phase, &self.services.plan) {
+                    PhasePlan::Steps(steps) => Event::Planned {
+                        phase,
+                        steps,
+                        policy: self.services.plan.policy,
+                    },
+                    PhasePlan::Rejected(reason) if phase == 0 => Event::CommandRejected { reason },
+                    // The same bytes validated in phase 0; only a changed configuration gets here.
+                    PhasePlan::Rejected(reason) => {
+                        tracing::warn!(job = %self.id, "phase {phase} cannot be planned: {reason}");
+                        Event::Planned {
+                            phase,
+                            steps: Vec::new(),
+                            policy: self.services.plan.policy,
+                        }
+                    }
+                };
+                self.record(event).await
+            }
+            Action::Download {
+                step,
+                attempt,
+                from_offset,
+            } => self.download(job, step, attempt, from_offset).await,
+            Action::Unpack { step, attempt } => self.unpack(job, step, attempt).await,
+            Action::RunScript { step, attempt } => self.run_script(job, step, attempt).await,
+            Action::Upload {
+                step,
+                attempt,
+                archive,
+                upload_id,
+                ..
+            } => self.upload(job, step, attempt, archive, upload_id).await,
+            Action::Abandon {
+                step,
+                attempt,
+                reason,
+            } => {
+                self.record(Event::StepFailed {
+                    step,
+                    attempt,
+                    retryable: false,
+                    error: reason,
+                })
+                .await
+            }
+            Action::ComposeResult { conclusion } => {
+                let body = compose(job, &conclusion);
+                let key = idempotency_key(job.command_id().unwrap_or(&self.id.to_string()));
+                let retry = self.services.config.report_backoff;
+                self.record(Event::ResultReady {
+                    status: conclusion.status(),
+                    idempotency_key: key,
+                    body,
+                    retry,
+                })
+                .await
+            }
+            Action::Report { attempt } => self.report(job, attempt).await,
+            Action::Finish { status, delivered } => {
+                self.record(Event::JobFinished { status, delivered })
+                    .await?;
+                let spool = self.spool();
+                let _ = tokio::fs::remove_dir_all(&spool).await;
+                Ok(())
+            }
+            Action::Ack | Action::WaitUntil { .. } => Ok(()),
+        }
+    }
+
+    async fn download(
+        &mut self,
+        job: &Job,
+        step: StepIndex,
+        attempt: u32,
+        from_offset: u64,
+    ) -> Result<(), DriveError> {
+        let (_, kind) = Self::step(job, step)?;
+        let StepKind::Download {
+            url,
+            size,
+            sha256,
+            dest,
+        } = kind
+        else {
+            return Err(DriveError::Missing);
+        };
+        self.record(Event::StepStarted { step, attempt }).await?;
+        let dest = PathBuf::from(dest);
+        if let Some(dir) = dest.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        let request = Download::new(url, &dest, size, sha256).resume_from(from_offset);
+        let result = self
+            .services
+            .portal
+            .download(&request, |offset| {
+                self.record_now(Event::TransferProgress { step, offset })
+            })
+            .await;
+        let event = match result {
+            Ok(done) => Event::StepSucceeded {
+                step,
+                attempt,
+                output: json!({"size": done.size, "sha256": done.sha256, "resumed_from": done.resumed_from}).to_string(),
+            },
+            Err(e) => {
+                if matches!(e, PortalError::SizeMismatch { .. } | PortalError::Sha256Mismatch { .. }) {
+                    // The bytes on disk are wrong: the next attempt starts over.
+                    self.record(Event::TransferProgress { step, offset: 0 }).await?;
+                }
+                let retryable = e.is_retryable() || matches!(e, PortalError::SizeMismatch { .. } | PortalError::Sha256Mismatch { .. });
+                Event::StepFailed { step, attempt, retryable, error: e.to_string() }
+            }
+        };
+        self.record(event).await
+    }
+
+    async fn unpack(&mut self, job: &Job, step: StepIndex, attempt: u32) -> Result<(), DriveError> {
+        let (_, kind) = Self::step(job, step)?;
+        let StepKind::Unpack { archive, dest } = kind else {
+            return Err(DriveError::Missing);
+        };
+        let sha256 = job
+            .steps()
+            .iter()
+            .find_map(|s| match &s.step.kind {
+                StepKind::Download {
+                    dest: d, sha256, ..
+                } if *d == archive => Some(sha256.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        self.record(Event::StepStarted { step, attempt }).await?;
+        let limits = self.services.config.unpack;
+        let result = tokio::task::spawn_blocking(move || {
+            unpack(
+                &PathBuf::from(&archive),
+                &sha256,
+                &PathBuf::from(&dest),
+                &limits,
+            )
+        })
+        .await;
+        let event = match result {
+            Ok(Ok(Unpacked::Written(m))) => Event::StepSucceeded {
+                step,
+                attempt,
+                output: json!({"unpacked": true, "files": m.files.len()}).to_string(),
+            },
+            Ok(Ok(Unpacked::AlreadyInPlace(m))) => Event::StepSucceeded {
+                step,
+                attempt,
+                output:
+                    json!({"unpacked": false, "already_in_place": true, "files": m.files.len()})
+                        .to_string(),
+            },
+            Ok(Err(e)) => {
+                let retryable = matches!(e, crate::package::unpack::UnpackError::Io { .. });
+                Event::StepFailed {
+                    step,
+                    attempt,
+                    retryable,
+                    error: e.to_string(),
+                }
+            }
+            Err(e) => Event::StepFailed {
+                step,
+                attempt,
+                retryable: true,
+                error: format!("the unpack task failed: {e}"),
+            },
+        };
+        self.record(event).await
+    }
+
+    async fn run_script(
+        &mut self,
+        job: &Job,
+        step: StepIndex,
+        attempt: u32,
+    ) -> Result<(), DriveError> {
+        let (name, kind) = Self::step(job, step)?;
+        let StepKind::Script { script, poll } = kind else {
+            return Err(DriveError::Missing);
+        };
+        self.record(Event::StepStarted { step, attempt }).await?;
+        if self.runner.is_none() {
+            match Runner::new(self.services.config.powershell.clone()) {
+                Ok(runner) => self.runner = Some(runner),
+                Err(e) => {
+                    let retryable = e.is_retryable();
+                    return self
+                        .record(Event::StepFailed {
+                            step,
+                            attempt,
+                            retryable,
+                            error: e.to_string(),
+                        })
+                        .await;
+                }
+            }
+        }
+        let script = Script {
+            step: name,
+            inputs: Vec::new(),
+            text: script,
+        };
+        let run = match self.runner.as_mut() {
+            Some(runner) => runner.run(&script).await,
+            None => return Err(DriveError::Missing),
+        };
+        self.record(script_outcome(step, attempt, poll.is_some(), run))
+            .await
+    }
+
+    async fn upload(
+        &mut self,
+        job: &Job,
+        step: StepIndex,
+        attempt: u32,
+        archive: Option<ArchiveInfo>,
+        upload_id: Option<String>,
+    ) -> Result<(), DriveError> {
+        let (_, kind) = Self::step(job, step)?;
+        let StepKind::Upload {
+            application,
+            source,
+        } = kind
+        else {
+            return Err(DriveError::Missing);
+        };
+        let Some(command_id) = job.command_id().map(str::to_string) else {
+            return Err(DriveError::Missing);
+        };
+        self.record(Event::StepStarted { step, attempt }).await?;
+        let file = self.spool().join(format!("upload-{step}.zip"));
+        let archive = match archive {
+            Some(info)
+                if tokio::fs::metadata(&file).await.ok().map(|m| m.len()) == Some(info.size) =>
+            {
+                info
+            }
+            Some(_) => {
+                let error = "the packed archive is gone from the spool; the upload cannot be resumed with the same bytes".to_string();
+                return self
+                    .record(Event::StepFailed {
+                        step,
+                        attempt,
+                        retryable: false,
+                        error,
+                    })
+                    .await;
+            }
+            None => {
+                let _ = tokio::fs::create_dir_all(self.spool()).await;
+                let (src, dst) = (PathBuf::from(&source), file.clone());
+                match tokio::task::spawn_blocking(move || pack(&src, &dst, &PackOptions::default()))
+                    .await
+                {
+                    Ok(Ok(packed)) => {
+                        self.record(Event::ArchiveBuilt {
+                            step,
+                            size: packed.size,
+                            sha256: packed.sha256.clone(),
+                        })
+                        .await?;
+                        ArchiveInfo {
+                            size: packed.size,
+                            sha256: packed.sha256,
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        let retryable = matches!(e, crate::package::pack::PackError::Io { .. });
+                        return self
+                            .record(Event::StepFailed {
+                                step,
+                                attempt,
+                                retryable,
+                                error: e.to_string(),
+                            })
+                            .await;
+                    }
+                    Err(e) => {
+                        let error = format!("the pack task failed: {e}");
+                        return self
+                            .record(Event::StepFailed {
+                                step,
+                                attempt,
+                                retryable: true,
+                                error,
+                            })
+                            .await;
+                    }
+                }
+            }
+        };
+        let upload_id = match upload_id {
+            Some(id) => id,
+            None => match self
+                .services
+                .portal
+                .open_upload(&command_id, &application)
+                .await
+            {
+                Ok(id) => {
+                    self.record(Event::UploadOpened {
+                        step,
+                        upload_id: id.clone(),
+                    })
+                    .await?;
+                    id
+                }
+                Err(e) => {
+                    let retryable = e.is_retryable();
+                    return self
+                        .record(Event::StepFailed {
+                            step,
+                            attempt,
+                            retryable,
+                            error: e.to_string(),
+                        })
+                        .await;
+                }
+            },
+        };
+        let request = Upload::new(&upload_id, &file, archive.size, &archive.sha256);
+        let result = self
+            .services
+            .portal
+            .upload(&request, |offset| {
+                self.record_now(Event::TransferProgress { step, offset })
+            })
+            .await;
+        let event = match result {
+            Ok(_) => Event::StepSucceeded {
+                step,
+                attempt,
+                output:
+                    json!({"upload_id": upload_id, "size": archive.size, "sha256": archive.sha256})
+                        .to_string(),
+            },
+            Err(e) => Event::StepFailed {
+                step,
+                attempt,
+                retryable: e.is_retryable(),
+                error: e.to_string(),
+            },
+        };
+        self.record(event).await
+    }
+
+    async fn report(&mut self, job: &Job, attempt: u32) -> Result<(), DriveError> {
+        let (Some(result), Some(command_id)) =
+            (job.result().cloned(), job.command_id().map(str::to_string))
+        else {
+            return Err(DriveError::Missing);
+        };
+        self.record(Event::ReportSent { attempt }).await?;
+        let event = match self
+            .services
+            .portal
+            .send_result(&command_id, &result.idempotency_key, &result.body)
+            .await
+        {
+            Ok(()) => Event::ReportAcknowledged,
+            // A result is re-sent until the portal takes it: only a conflict (another body under
+            // this key, which this connector never sends) is final.
+            Err(e) => Event::ReportFailed {
+                attempt,
+                retryable: !matches!(e, PortalError::Conflict { .. }),
+                error: e.to_string(),
+            },
+        };
+        self.record(event).await
+    }
+}
