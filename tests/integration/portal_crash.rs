@@ -5,7 +5,9 @@
 //! the same data directory — exactly one effective result; the `sim portal` command keeps its
 //! state across a kill.
 
-use super::portal_support::{Portal, child, client_config, kill_after, package_bytes, sha256_hex};
+use super::portal_support::{
+    Portal, Reports, child, client_config, kill_after, package_bytes, sha256_hex,
+};
 use sccm_connector::portal::outbox::{Delivery, OutboxEntry, deliver};
 use sccm_connector::portal::{Download, PortalClient, PortalError, Upload};
 use serde_json::json;
@@ -105,10 +107,20 @@ async fn an_upload_killed_mid_transfer_continues_from_the_portals_committed_offs
     )
     .spawn()
     .expect("the child runs");
-    let journaled =
-        tokio::task::spawn_blocking(move || kill_after(spawned, "committed", 2 * chunk))
-            .await
-            .expect("the child's reader");
+    let reports = tokio::task::spawn_blocking(move || {
+        let mut reports = Reports::new(spawned, "committed");
+        reports.wait_for(2 * chunk);
+        reports
+    })
+    .await
+    .expect("the child's reader");
+    // Kill it only once its third request is stuck in the simulator.
+    portal
+        .wait_for_requests(3, "PUT", "/api/connector/v1/uploads/")
+        .await;
+    let journaled = tokio::task::spawn_blocking(move || reports.kill())
+        .await
+        .expect("the child's reader");
     assert_eq!(journaled, 2 * chunk);
 
     // After the restart: the same upload id, and the portal's committed offset.

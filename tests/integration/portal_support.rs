@@ -256,6 +256,18 @@ impl Portal {
             .clone()
     }
 
+    /// Waits until the simulator has seen `min` connector requests with `method` and a path
+    /// starting with `path`; returns them.
+    pub async fn wait_for_requests(&self, min: usize, method: &str, path: &str) -> Vec<Value> {
+        let seen = self
+            .get(&format!(
+                "/sim/requests?min={min}&method={method}&path={path}&timeout_ms=30000"
+            ))
+            .await;
+        assert_eq!(seen["satisfied"], true, "{min} {method} {path}: {seen}");
+        seen["requests"].as_array().expect("a request log").clone()
+    }
+
     async fn post(&self, path: &str, body: Vec<u8>, expect: u16) -> Value {
         let response = self
             .admin
@@ -467,31 +479,62 @@ pub fn child(mode: &str, env: &[(&str, String)]) -> Command {
     command
 }
 
-/// Reads a child's stdout lines `<prefix> <n>` until one has `n >= threshold`; then kills the
-/// child, reads what is left of its output and returns the last reported `n`.
-pub fn kill_after(mut child: Child, prefix: &str, threshold: u64) -> u64 {
-    let stdout = child.stdout.take().expect("a piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut last = None;
-    for line in lines.by_ref() {
-        let line = line.expect("a line from the child");
-        if let Some(n) = parse_report(&line, prefix) {
-            last = Some(n);
-            if n >= threshold {
-                break;
+/// A child's `<prefix> <n>` reports, read from its stdout as the engine would journal them.
+pub struct Reports {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    prefix: String,
+    /// The last report read.
+    pub last: Option<u64>,
+}
+
+impl Reports {
+    pub fn new(mut child: Child, prefix: &str) -> Self {
+        let stdout = child.stdout.take().expect("a piped stdout");
+        Self {
+            child,
+            lines: BufReader::new(stdout).lines(),
+            prefix: prefix.to_owned(),
+            last: None,
+        }
+    }
+
+    /// Blocks until the child reports at least `threshold`.
+    pub fn wait_for(&mut self, threshold: u64) {
+        for line in self.lines.by_ref() {
+            let line = line.expect("a line from the child");
+            if let Some(n) = parse_report(&line, &self.prefix) {
+                self.last = Some(n);
+                if n >= threshold {
+                    return;
+                }
             }
         }
+        panic!("the child ended before reporting {threshold}");
     }
-    child.kill().expect("the child is killed");
-    let status = child.wait().expect("the child is reaped");
-    assert!(!status.success(), "the child was killed, not finished");
-    // Lines written before the kill are journaled too.
-    for line in lines.map_while(Result::ok) {
-        if let Some(n) = parse_report(&line, prefix) {
-            last = Some(n);
+
+    /// SIGKILLs the child, reads what it wrote before dying, returns the last report.
+    pub fn kill(mut self) -> u64 {
+        self.child.kill().expect("the child is killed");
+        let status = self.child.wait().expect("the child is reaped");
+        assert!(!status.success(), "the child was killed, not finished");
+        // Lines written before the kill are journaled too.
+        for line in self.lines.map_while(Result::ok) {
+            if let Some(n) = parse_report(&line, &self.prefix) {
+                self.last = Some(n);
+            }
         }
+        self.last
+            .expect("the child reported progress before it was killed")
     }
-    let last = last.expect("the child reported progress before it was killed");
+}
+
+/// Reads a child's reports until one is at least `threshold`, then kills the child and returns
+/// its last report.
+pub fn kill_after(child: Child, prefix: &str, threshold: u64) -> u64 {
+    let mut reports = Reports::new(child, prefix);
+    reports.wait_for(threshold);
+    let last = reports.kill();
     assert!(last >= threshold, "killed at {last}, before {threshold}");
     last
 }

@@ -7,11 +7,13 @@ use super::files::{self, Sink};
 use super::state::{CommandRecord, PackageRecord, rename_durably};
 use super::{ApiError, Sim, json_response};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `POST /sim/packages`: body = the zip → `201 {"package_id", "url", "sha256", "size"}`.
 pub async fn add_package(State(sim): State<Arc<Sim>>, body: Body) -> Result<Response, ApiError> {
@@ -185,16 +187,50 @@ pub async fn clear_faults(State(sim): State<Arc<Sim>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// `GET /sim/requests`: the connector requests seen since start (the last 10 000).
-pub async fn requests(State(sim): State<Arc<Sim>>) -> Response {
-    let log: Vec<Value> = sim
-        .requests
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-        .collect();
-    json_response(StatusCode::OK, &json!({"requests": log}))
+/// `GET /sim/requests[?min=N&method=M&path=P&timeout_ms=T]`: the connector requests seen
+/// since start (the last 10 000), optionally only those with method `M` and a path starting
+/// with `P`. With `min`, waits (up to `T` ms, default 30 000) until at least `N` such requests
+/// were seen; `"satisfied"` says whether they were.
+pub async fn requests(State(sim): State<Arc<Sim>>, Query(query): Query<RequestsQuery>) -> Response {
+    let mut changes = sim.logged.subscribe();
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(query.timeout_ms.unwrap_or(30_000));
+    loop {
+        let log: Vec<Value> = sim
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|r| {
+                query
+                    .method
+                    .as_deref()
+                    .is_none_or(|m| r.method.eq_ignore_ascii_case(m))
+            })
+            .filter(|r| query.path.as_deref().is_none_or(|p| r.path.starts_with(p)))
+            .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+            .collect();
+        let satisfied = query.min.is_none_or(|min| log.len() >= min);
+        let waited = satisfied
+            || tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err();
+        if waited {
+            return json_response(
+                StatusCode::OK,
+                &json!({"requests": log, "satisfied": satisfied}),
+            );
+        }
+    }
+}
+
+/// The filters of `GET /sim/requests`.
+#[derive(Debug, Deserialize)]
+pub struct RequestsQuery {
+    min: Option<usize>,
+    method: Option<String>,
+    path: Option<String>,
+    timeout_ms: Option<u64>,
 }
 
 fn parse_or_text(text: &str) -> Value {

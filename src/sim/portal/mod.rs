@@ -136,6 +136,7 @@ pub async fn serve(config: SimConfig) -> Result<SimHandle, String> {
         faults: Mutex::new(FaultPlan::default()),
         requests: Mutex::new(VecDeque::new()),
         next_request: Mutex::new(0),
+        logged: tokio::sync::watch::Sender::new(0),
         uploads: Mutex::new(HashMap::new()),
         remote_ids: config.remote_ids.clone(),
         poll_after_seconds: config.poll_after_seconds,
@@ -199,6 +200,8 @@ pub(crate) struct Sim {
     faults: Mutex<FaultPlan>,
     requests: Mutex<VecDeque<LoggedRequest>>,
     next_request: Mutex<u64>,
+    /// Bumped whenever a request is logged (for `GET /sim/requests?min=…`).
+    logged: tokio::sync::watch::Sender<u64>,
     /// Per upload: the lock serialising its writes, and the hash of its bytes so far.
     uploads: Mutex<HashMap<String, UploadLock>>,
     remote_ids: Vec<String>,
@@ -261,7 +264,10 @@ impl Sim {
         if log.len() >= MAX_LOGGED {
             log.pop_front();
         }
+        let seq = entry.seq;
         log.push_back(entry);
+        drop(log);
+        self.logged.send_replace(seq);
     }
 
     fn log_status(&self, seq: u64, status: u16) {
