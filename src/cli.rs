@@ -15,6 +15,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
+    /// Run the whole product end to end against the simulators: a push of FileZilla and an
+    /// import, through the real connector. No setup needed.
+    Demo {
+        /// Keep everything in DIR (config, journal, portal data, site, share) to explore.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Run the connector: resume every unfinished job, then poll the portal until stopped
     /// (Ctrl-C or SIGTERM), finishing running steps first.
     Run {

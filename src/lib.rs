@@ -8,6 +8,7 @@
 //! - `cli`: the command line, as raw arguments (clap); no I/O.
 //! - `config`: the TOML configuration, validated; the only place defaults live.
 //! - `daemon`: `sccm-connector run` — resume, poll, drive jobs, shut down cleanly.
+//! - `demo`: `sccm-connector demo` — the whole product end to end against the simulators.
 //! - `engine`: driving jobs, planning phases, interpreting step runs, composing results.
 //! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
 //! - `package`: unpacking a package into its share folder safely and recognisably.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod package;
 pub mod plan;

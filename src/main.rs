@@ -38,6 +38,49 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+fn demo(dir: Option<std::path::PathBuf>) -> ExitCode {
+    init_logging();
+    let temp = match &dir {
+        Some(_) => None,
+        None => match tempfile::Builder::new()
+            .prefix("sccm-connector-demo-")
+            .tempdir()
+        {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("sccm-connector demo: cannot create a temporary directory: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let path = dir
+        .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
+        .unwrap_or_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sccm-connector demo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(sccm_connector::demo::run(&path)) {
+        Ok(summary) => {
+            print!("{summary}");
+            if temp.is_some() {
+                println!("(a temporary directory, removed now: use --dir DIR to keep everything)");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sccm-connector demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(config: &std::path::Path) -> ExitCode {
     init_logging();
     let config = match sccm_connector::config::Config::load(config) {
@@ -71,6 +114,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         CliCommand::Run { config } => run(&config),
+        CliCommand::Demo { dir } => demo(dir),
         CliCommand::Plan {
             command,
             out,

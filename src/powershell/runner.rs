@@ -265,7 +265,7 @@ impl Runner {
         let mut builder = tempfile::Builder::new();
         builder.prefix("sccm-connector-scripts-");
         let scratch = match &config.scratch_dir {
-            Some(dir) => builder.tempdir_in(dir),
+            Some(dir) => std::fs::create_dir_all(dir).and_then(|()| builder.tempdir_in(dir)),
             None => builder.tempdir(),
         }
         .map_err(|source| RunError::Scratch {
