@@ -44,3 +44,7 @@ mod portal_proxy;
 /// Crashes: the client killed mid-download and mid-upload; the portal down while a result waits.
 #[path = "integration/portal_crash.rs"]
 mod portal_crash;
+
+/// `sccm-connector demo` end to end, and what it leaves behind.
+#[path = "integration/demo.rs"]
+mod demo;
