@@ -48,3 +48,9 @@ mod portal_crash;
 /// `sccm-connector demo` end to end, and what it leaves behind.
 #[path = "integration/demo.rs"]
 mod demo;
+
+/// The site simulator through the real runner: the FileZilla push and import per step and in a
+/// session, `sim site dump`, durability under SIGKILL, concurrent hosts, faults, error texts,
+/// hostile values and seeded estates.
+#[path = "integration/sim_site.rs"]
+mod sim_site;
