@@ -7,7 +7,7 @@
 //! The host ([`Host`]) is what outlives one script in a session: the imported module, the
 //! drives, the current location and `[Console]::OutputEncoding`.
 
-use super::commands::{self, CommandDef};
+use super::commands;
 use super::params::{self, BindError, RawArg};
 use super::syntax::{
     BinaryOp, Block, Command, CommandElement, Element, Expr, Pipeline, Stmt, StmtKind, Target,
@@ -929,10 +929,6 @@ impl<'h> Exec<'h> {
         let result = self.run_capturing(&block.stmts);
         self.underscore.pop();
         Ok(Value::from_output(result?))
-    }
-
-    pub fn command_def(&self) -> Option<&'static CommandDef> {
-        None
     }
 }
 
