@@ -60,8 +60,9 @@ pub enum SimCommand {
     Portal(RawArgs),
 }
 
-/// Arguments passed through untouched to a simulator's own parser.
+/// Arguments passed through untouched to a simulator's own parser (`--help` included).
 #[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
 pub struct RawArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
     pub args: Vec<OsString>,
