@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -103,12 +105,71 @@ struct Writer {
     out: BufWriter<File>,
     hasher: Sha256,
     written: u64,
-    durable: u64,
+    /// The offset of the last checkpoint asked of the syncer.
+    requested: u64,
     last_sync: Instant,
     checkpoint_bytes: u64,
     checkpoint_interval: Duration,
     /// Bumped by every restart; checkpoints carry it.
     epoch: u32,
+    syncer: Syncer,
+}
+
+/// Syncs the file in the background so that writing goes on while the disk catches up: each
+/// request `(epoch, n)` is answered by `sync_data` and then the report of `n` as durable.
+struct Syncer {
+    requests: Option<std::sync::mpsc::SyncSender<(u32, u64)>>,
+    busy: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Syncer {
+    fn spawn(file: File, durable: mpsc::UnboundedSender<(u32, u64)>) -> std::io::Result<Self> {
+        let (requests, received) = std::sync::mpsc::sync_channel::<(u32, u64)>(1);
+        let busy = Arc::new(AtomicBool::new(false));
+        let done = busy.clone();
+        let thread = std::thread::Builder::new()
+            .name("download-sync".into())
+            .spawn(move || {
+                for (epoch, offset) in received {
+                    file.sync_data()?;
+                    let _ = durable.send((epoch, offset));
+                    done.store(false, Ordering::Release);
+                }
+                Ok(())
+            })?;
+        Ok(Self {
+            requests: Some(requests),
+            busy,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a sync up to `offset` unless one is under way; whether it was asked.
+    fn request(&self, epoch: u32, offset: u64) -> bool {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        match &self.requests {
+            Some(requests) => requests.try_send((epoch, offset)).is_ok(),
+            None => false,
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    /// Waits for the syncs asked so far; their error, if one failed.
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.requests = None;
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| std::io::Error::other("the sync thread panicked"))?,
+            None => Ok(()),
+        }
+    }
 }
 
 impl Writer {
@@ -116,34 +177,29 @@ impl Writer {
         PortalError::io(action, &self.path, e)
     }
 
-    fn chunk(
-        &mut self,
-        bytes: &[u8],
-        durable: &mpsc::UnboundedSender<(u32, u64)>,
-    ) -> Result<(), PortalError> {
+    fn chunk(&mut self, bytes: &[u8]) -> Result<(), PortalError> {
         self.out
             .write_all(bytes)
             .map_err(|e| self.io("cannot write", e))?;
         self.hasher.update(bytes);
         self.written += bytes.len() as u64;
-        if self.written - self.durable >= self.checkpoint_bytes
-            || self.last_sync.elapsed() >= self.checkpoint_interval
+        if (self.written - self.requested >= self.checkpoint_bytes
+            || self.last_sync.elapsed() >= self.checkpoint_interval)
+            && !self.syncer.busy()
         {
-            self.sync(durable)?;
-        }
-        Ok(())
-    }
-
-    fn sync(&mut self, durable: &mpsc::UnboundedSender<(u32, u64)>) -> Result<(), PortalError> {
-        self.out.flush().map_err(|e| self.io("cannot write", e))?;
-        self.out
-            .get_ref()
-            .sync_data()
-            .map_err(|e| self.io("cannot sync", e))?;
-        self.last_sync = Instant::now();
-        if self.written != self.durable {
-            self.durable = self.written;
-            let _ = durable.send((self.epoch, self.durable));
+            self.out.flush().map_err(|e| self.io("cannot write", e))?;
+            if self.syncer.request(self.epoch, self.written) {
+                self.requested = self.written;
+                self.last_sync = Instant::now();
+            } else {
+                // The sync thread stopped: its error says why.
+                let error = self
+                    .syncer
+                    .finish()
+                    .err()
+                    .unwrap_or_else(|| std::io::Error::other("the sync thread stopped"));
+                return Err(self.io("cannot sync", error));
+            }
         }
         Ok(())
     }
@@ -159,25 +215,41 @@ impl Writer {
             .map_err(|e| PortalError::io("cannot sync", &self.path, e))?;
         self.hasher = Sha256::new();
         self.written = 0;
-        self.durable = 0;
+        self.requested = 0;
         self.epoch += 1;
         Ok(())
     }
 
-    /// Runs until the channel closes; then syncs and returns the length and digest.
+    /// Runs until the channel closes; then waits for the syncs, syncs the rest, reports it and
+    /// returns the length and digest.
     fn run(
         mut self,
         mut rx: mpsc::Receiver<ToWriter>,
         durable: mpsc::UnboundedSender<(u32, u64)>,
     ) -> Result<(u64, [u8; 32]), PortalError> {
+        let outcome = self.receive(&mut rx);
+        let synced = self.syncer.finish();
+        outcome?;
+        synced.map_err(|e| self.io("cannot sync", e))?;
+        self.out.flush().map_err(|e| self.io("cannot write", e))?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(|e| self.io("cannot sync", e))?;
+        if self.written != self.requested {
+            let _ = durable.send((self.epoch, self.written));
+        }
+        Ok((self.written, self.hasher.finalize().into()))
+    }
+
+    fn receive(&mut self, rx: &mut mpsc::Receiver<ToWriter>) -> Result<(), PortalError> {
         while let Some(message) = rx.blocking_recv() {
             match message {
-                ToWriter::Chunk(bytes) => self.chunk(&bytes, &durable)?,
+                ToWriter::Chunk(bytes) => self.chunk(&bytes)?,
                 ToWriter::Restart => self.restart()?,
             }
         }
-        self.sync(&durable)?;
-        Ok((self.written, self.hasher.finalize().into()))
+        Ok(())
     }
 }
 
@@ -267,16 +339,21 @@ impl PortalClient {
         };
         let (tx, rx) = mpsc::channel::<ToWriter>(16);
         let (durable_tx, durable_rx) = mpsc::unbounded_channel::<(u32, u64)>();
+        let syncer = file
+            .try_clone()
+            .and_then(|clone| Syncer::spawn(clone, durable_tx.clone()))
+            .map_err(|e| PortalError::io("cannot sync", &path, e))?;
         let writer = Writer {
             path: path.clone(),
             out: BufWriter::with_capacity(1024 * 1024, file),
             hasher,
             written: start,
-            durable: start,
+            requested: start,
             last_sync: Instant::now(),
             checkpoint_bytes: job.checkpoint_bytes.max(1),
             checkpoint_interval: job.checkpoint_interval,
             epoch: 0,
+            syncer,
         };
         let writer = tokio::task::spawn_blocking(move || writer.run(rx, durable_tx));
 
