@@ -407,7 +407,8 @@ fn main() {
     let sample_len = {
         let probe = tempfile::tempdir_in(&dir).expect("probe dir");
         let j = Journal::open(probe.path(), options()).expect("open probe");
-        j.append(job_of(0), ts(0), 1, &event(0)).expect("append");
+        j.append_durable(job_of(0), ts(0), 1, &event(0))
+            .expect("append");
         j.iter_from(1)
             .next()
             .expect("one record")

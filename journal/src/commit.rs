@@ -1,30 +1,29 @@
 //! Group commit: turns many concurrent "make sequence N durable" requests
-//! into few flushes, and owns the journal's poison flag.
+//! into few batches and flushes, and owns the journal's poison flag.
 //!
 //! Protocol (one `Mutex<State>` + one `Condvar`):
 //! 1. if `durable >= N`, return;
-//! 2. if another thread is flushing, wait on the condvar and go to 1;
-//! 3. otherwise become the leader: capture the highest *appended* sequence
-//!    **before** flushing, release the lock, flush, re-take the lock, mark the
-//!    captured sequence durable, wake everyone, go to 1.
+//! 2. if another thread is leading, wait on the condvar and go to 1;
+//! 3. otherwise become the leader: release the lock and run the journal's
+//!    `write` step, which drains **everything queued** (not only up to N),
+//!    writes it as one sled batch, flushes, `fdatasync`s, and returns the
+//!    last sequence it covered; re-take the lock, mark that sequence
+//!    durable, wake everyone, go to 1.
 //!
-//! A record whose append returned before the capture is covered by the
-//! flush; later ones wait for the next leader. A failed flush poisons the
-//! journal: after a failed fsync the kernel may have dropped the dirty pages
-//! and a retry could falsely report success, so no later commit may succeed.
+//! A record appended before the leader drained is covered by its flush;
+//! later ones are found by the next leader. A failed write or flush poisons
+//! the journal: after a failed fsync the kernel may have dropped the dirty
+//! pages and a retry could falsely report success, so no later commit may
+//! succeed.
 
 use crate::error::JournalError;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-/// Upper bound on the yields a flush leader spends waiting for in-progress
-/// appends.
-const SETTLE_ROUNDS: u32 = 200;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 #[derive(Debug, Default)]
 struct State {
     durable: u64,
-    flushing: bool,
+    leading: bool,
     flushes: u64,
 }
 
@@ -34,21 +33,10 @@ pub(crate) struct GroupCommit {
     state: Mutex<State>,
     cv: Condvar,
     appended: AtomicU64,
-    in_flight: AtomicUsize,
     poison: OnceLock<String>,
 }
 
-/// Marks an append in progress for as long as it lives.
-#[derive(Debug)]
-pub(crate) struct InFlight<'a>(&'a AtomicUsize);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Resets the `flushing` flag even if the flush closure panics, so waiters
+/// Resets the `leading` flag even if the write step panics, so waiters
 /// are never stranded.
 struct LeaderGuard<'a> {
     gc: &'a GroupCommit,
@@ -59,9 +47,9 @@ impl Drop for LeaderGuard<'_> {
     fn drop(&mut self) {
         if !self.done {
             let mut st = self.gc.lock();
-            st.flushing = false;
+            st.leading = false;
             drop(st);
-            self.gc.poison("a flush panicked".to_string());
+            self.gc.poison("a commit panicked".to_string());
             self.gc.cv.notify_all();
         }
     }
@@ -77,7 +65,6 @@ impl GroupCommit {
             }),
             cv: Condvar::new(),
             appended: AtomicU64::new(durable),
-            in_flight: AtomicUsize::new(0),
             poison: OnceLock::new(),
         }
     }
@@ -88,30 +75,12 @@ impl GroupCommit {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers an append in progress; a flush leader lets it finish
-    /// before capturing what its flush covers.
-    pub(crate) fn begin_append(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(&self.in_flight)
-    }
-
-    /// Lets appends already in progress finish (bounded), so that the
-    /// flush about to start covers them instead of leaving them for the
-    /// next one. Appends take tens of microseconds; a flush takes hundreds.
-    fn settle(&self) {
-        let mut rounds = 0;
-        while self.in_flight.load(Ordering::Acquire) > 0 && rounds < SETTLE_ROUNDS {
-            std::thread::yield_now();
-            rounds += 1;
-        }
-    }
-
-    /// Records that every sequence up to `seq` has been applied.
+    /// Records that every sequence up to `seq` has been appended (queued).
     pub(crate) fn note_appended(&self, seq: u64) {
         self.appended.fetch_max(seq, Ordering::AcqRel);
     }
 
-    /// Highest sequence applied (not necessarily durable).
+    /// Highest sequence appended (not necessarily durable).
     pub(crate) fn appended(&self) -> u64 {
         self.appended.load(Ordering::Acquire)
     }
@@ -139,11 +108,12 @@ impl GroupCommit {
         }
     }
 
-    /// Returns once every sequence `<= seq` is durable, flushing with `flush`
-    /// if no other thread is already doing so.
-    pub(crate) fn commit<F>(&self, seq: u64, mut flush: F) -> Result<(), JournalError>
+    /// Returns once every sequence `<= seq` is durable, running `write`
+    /// (which returns the last sequence it made durable) if no other thread
+    /// is already leading.
+    pub(crate) fn commit<F>(&self, seq: u64, mut write: F) -> Result<(), JournalError>
     where
-        F: FnMut() -> Result<(), JournalError>,
+        F: FnMut() -> Result<u64, JournalError>,
     {
         let appended = self.appended();
         if seq > appended {
@@ -155,33 +125,31 @@ impl GroupCommit {
             if st.durable >= seq {
                 return Ok(());
             }
-            if st.flushing {
+            if st.leading {
                 st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            st.flushing = true;
+            st.leading = true;
             drop(st);
-            self.settle();
-            let target = self.appended();
 
             let mut guard = LeaderGuard {
                 gc: self,
                 done: false,
             };
-            let result = flush();
+            let result = write();
             guard.done = true;
             drop(guard);
 
             st = self.lock();
-            st.flushing = false;
+            st.leading = false;
             match result {
-                Ok(()) => {
-                    st.durable = st.durable.max(target);
+                Ok(covered) => {
+                    st.durable = st.durable.max(covered);
                     st.flushes += 1;
                     self.cv.notify_all();
                 }
                 Err(e) => {
-                    self.poison(format!("flush failed: {e}"));
+                    self.poison(format!("commit failed: {e}"));
                     self.cv.notify_all();
                     return Err(e);
                 }
@@ -194,12 +162,13 @@ impl GroupCommit {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
-    fn already_durable_does_not_flush() -> Result<(), JournalError> {
+    fn already_durable_does_not_write() -> Result<(), JournalError> {
         let gc = GroupCommit::new(5);
-        gc.commit(3, || panic!("must not flush"))?;
-        gc.commit(0, || panic!("must not flush"))?;
+        gc.commit(3, || panic!("must not write"))?;
+        gc.commit(0, || panic!("must not write"))?;
         assert_eq!(gc.flushes(), 0);
         Ok(())
     }
@@ -209,7 +178,7 @@ mod tests {
         let gc = GroupCommit::new(0);
         gc.note_appended(2);
         assert!(matches!(
-            gc.commit(3, || Ok(())),
+            gc.commit(3, || Ok(3)),
             Err(JournalError::NotAppended {
                 seq: 3,
                 appended: 2
@@ -218,17 +187,16 @@ mod tests {
     }
 
     #[test]
-    fn captures_appended_before_flush() -> Result<(), JournalError> {
+    fn durable_is_what_the_write_covered() -> Result<(), JournalError> {
         let gc = GroupCommit::new(0);
-        gc.note_appended(1);
-        // An append landing during the flush is not covered by it.
-        gc.commit(1, || {
-            gc.note_appended(2);
-            Ok(())
-        })?;
-        assert_eq!(gc.durable(), 1);
-        gc.commit(2, || Ok(()))?;
-        assert_eq!(gc.durable(), 2);
+        gc.note_appended(3);
+        // The leader's write drains everything queued, beyond its own seq.
+        gc.commit(1, || Ok(3))?;
+        assert_eq!(gc.durable(), 3);
+        gc.commit(3, || panic!("already covered"))?;
+        gc.note_appended(4);
+        gc.commit(4, || Ok(4))?;
+        assert_eq!(gc.durable(), 4);
         assert_eq!(gc.flushes(), 2);
         Ok(())
     }
@@ -245,29 +213,43 @@ mod tests {
         });
         assert!(matches!(r, Err(JournalError::Io { .. })));
         assert!(matches!(
-            gc.commit(1, || Ok(())),
+            gc.commit(1, || Ok(1)),
             Err(JournalError::Poisoned(_))
         ));
     }
 
     #[test]
-    fn concurrent_committers_share_flushes() {
+    fn panicking_write_poisons_and_releases_waiters() {
+        let gc = Arc::new(GroupCommit::new(0));
+        gc.note_appended(1);
+        let g = Arc::clone(&gc);
+        let t = std::thread::spawn(move || g.commit(1, || panic!("boom")));
+        assert!(t.join().is_err());
+        assert!(matches!(
+            gc.commit(1, || Ok(1)),
+            Err(JournalError::Poisoned(_))
+        ));
+    }
+
+    #[test]
+    fn concurrent_committers_share_writes() {
         let gc = Arc::new(GroupCommit::new(0));
         let next = Arc::new(AtomicU64::new(0));
-        let flushed = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..8)
             .map(|_| {
-                let (gc, next, flushed) = (gc.clone(), next.clone(), flushed.clone());
+                let (gc, next, written) = (gc.clone(), next.clone(), written.clone());
                 std::thread::spawn(move || {
                     for _ in 0..200 {
                         let seq = next.fetch_add(1, Ordering::SeqCst) + 1;
                         gc.note_appended(seq);
                         let r = gc.commit(seq, || {
-                            flushed.fetch_add(1, Ordering::SeqCst);
-                            // a flush takes a while, giving others time to queue up
+                            written.fetch_add(1, Ordering::SeqCst);
+                            // Covers everything appended when it starts.
+                            let covered = gc.appended();
                             std::thread::yield_now();
                             std::hint::black_box((0..20_000u64).sum::<u64>());
-                            Ok(())
+                            Ok(covered)
                         });
                         assert!(r.is_ok(), "commit failed: {r:?}");
                         assert!(gc.durable() >= seq);
@@ -279,8 +261,8 @@ mod tests {
             assert!(t.join().is_ok());
         }
         assert_eq!(gc.durable(), 1600);
-        let flushes = flushed.load(Ordering::SeqCst);
-        assert_eq!(u64::try_from(flushes).ok(), Some(gc.flushes()));
-        assert!(flushes <= 1600);
+        let writes = written.load(Ordering::SeqCst);
+        assert_eq!(u64::try_from(writes).ok(), Some(gc.flushes()));
+        assert!(writes <= 1600);
     }
 }

@@ -1,8 +1,9 @@
 //! The [`Journal`] type: opening and recovering a sled database, appending
-//! records atomically, committing them durably (through `commit.rs`),
-//! reading them back, and verifying the whole chain.
+//! records (queued in memory by `append.rs`), committing them as one atomic
+//! sled batch per flush (through `commit.rs`), reading them back, and
+//! verifying the whole chain.
 
-use crate::append::{self, Request};
+use crate::append::Queue;
 use crate::chain::{GENESIS, HASH_LEN, Hash};
 use crate::commit::GroupCommit;
 use crate::error::{JournalError, Result};
@@ -16,7 +17,7 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -132,12 +133,12 @@ pub struct VerifyReport {
 pub struct Stats {
     /// Records appended by this handle.
     pub appends: u64,
-    /// sled batches those records were written in (concurrent appends are
-    /// combined, see [`Journal::append`]).
+    /// sled batches those records were written in: one per commit flush
+    /// that had anything queued (see [`Journal::commit`]).
     pub append_batches: u64,
     /// Durability flushes (sled flush + fdatasync) performed by this handle.
     pub flushes: u64,
-    /// Highest sequence appended (applied, maybe not durable).
+    /// Highest sequence appended (maybe only queued, maybe not durable).
     pub appended_seq: u64,
     /// Highest sequence known durable.
     pub durable_seq: u64,
@@ -151,15 +152,28 @@ pub struct Journal {
     /// `<dir>/db`, fdatasync'ed after every sled flush (Linux only, where
     /// sled ends its flush with `sync_file_range`).
     log_file: Option<File>,
-    /// Serializes appends; holds the chain head.
-    writer: Mutex<Head>,
-    /// Copy of the head readable while a long `verify` holds `writer`.
+    /// Appended records not yet written to sled, and the chain head
+    /// including them. Serializes appends.
+    queue: Queue,
+    /// Head of what is written to sled (what readers see). Held by the
+    /// commit leader while it applies a batch, and by `verify`.
+    applied: Mutex<Head>,
+    /// Copy of `applied` readable while a long `verify` holds it.
     published: Mutex<Head>,
     commit: GroupCommit,
-    queue: append::Queue,
     appends: AtomicU64,
     batches: AtomicU64,
+    /// Smoothed duration of a commit's write (apply + flush + fdatasync),
+    /// in nanoseconds; bounds how long a leader gathers writers.
+    write_nanos: AtomicU64,
 }
+
+/// A commit leader waits at most this fraction of a typical write for the
+/// writers of the previous batch to append again (see `append.rs`).
+const GATHER_FRACTION: u64 = 4;
+
+/// Upper bound of that wait.
+const GATHER_MAX: Duration = Duration::from_millis(1);
 
 impl fmt::Debug for Journal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -269,12 +283,13 @@ impl Journal {
         let journal = Journal {
             db,
             log_file,
-            writer: Mutex::new(head),
+            queue: Queue::new(head),
+            applied: Mutex::new(head),
             published: Mutex::new(head),
             commit: GroupCommit::new(head.seq),
-            queue: append::Queue::default(),
             appends: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            write_nanos: AtomicU64::new(0),
             dir,
         };
         // Make the recovered state (and sled's own files: `conf`, the log,
@@ -304,18 +319,22 @@ impl Journal {
     }
 
     /// Appends one record to `job` and returns its sequence numbers and
-    /// hash. The record is applied atomically (record, job index, job head
-    /// and meta head in one sled batch) and is immediately readable, but it
-    /// is **not durable** until [`Journal::commit`] for its `seq` returns.
+    /// hash at once. The record is chained and queued in memory; it is
+    /// **not durable, and not visible to readers** ([`Journal::iter_from`],
+    /// [`Journal::iter_job`], [`Journal::jobs`], [`Journal::verify`]) until
+    /// a commit writes it: the next [`Journal::commit`] by any thread writes
+    /// everything queued, whatever sequence it was asked for.
     ///
-    /// Appends are serialized (the chain needs an order). Appends arriving
-    /// while another is being written are combined into the next sled batch
-    /// (group append), which is still atomic as a whole.
+    /// Appends are serialized (the chain needs an order) but do no I/O.
+    /// Exception: an append that brings the queue to 1024 records (or
+    /// 1 MiB of stored bytes) commits it before returning, which bounds
+    /// memory and batch size during long runs without commits.
     ///
     /// # Errors
     /// [`JournalError::PayloadTooLarge`] above [`MAX_PAYLOAD_LEN`],
     /// [`JournalError::Poisoned`] after an earlier write/flush failure,
-    /// storage errors (which poison the journal).
+    /// storage errors reading the job's head; when the queue is full, as
+    /// [`Journal::commit`].
     pub fn append(
         &self,
         job: Uuid,
@@ -329,62 +348,75 @@ impl Journal {
                 max: MAX_PAYLOAD_LEN,
             });
         }
-        self.commit.check_poison()?;
-        let _in_flight = self.commit.begin_append();
-        let mine = Request::new(job, timestamp, payload_format, payload.to_vec());
-        self.queue.push(Arc::clone(&mine));
-        let mut head = lock(&self.writer);
-        if let Some(done) = mine.take() {
-            // A concurrent append wrote ours in its batch.
-            return done;
+        let (appended, full) = {
+            let mut w = self.queue.lock();
+            self.commit.check_poison()?;
+            let a = self
+                .queue
+                .push(&mut w, &self.db, job, timestamp, payload_format, payload)?;
+            self.commit.note_appended(a.seq);
+            (a, Queue::is_full(&w))
+        };
+        self.appends.fetch_add(1, Ordering::Relaxed);
+        if full {
+            self.commit(appended.seq)?;
         }
-        // Ours is still queued: write everything queued so far.
-        let requests = self.queue.drain();
-        if let Err(e) = self.commit.check_poison() {
-            for r in &requests {
-                r.set(Err(JournalError::Poisoned(e.to_string())));
-            }
-            return mine.take().unwrap_or(Err(e));
-        }
-        let group = append::build(&self.db, *head, requests);
-        if !group.accepted.is_empty() {
-            let first = group.accepted.first().map_or(0, |(_, a)| a.seq);
-            if let Err(e) = self.db.apply_batch(group.batch) {
-                let reason = format!("append of records {first}..={} failed: {e}", group.head.seq);
-                self.commit.poison(reason.clone());
-                for (r, _) in &group.accepted {
-                    r.set(Err(JournalError::Poisoned(reason.clone())));
-                }
-                mine.take();
-                return Err(e.into());
-            }
-            *head = group.head;
-            *lock(&self.published) = group.head;
-            self.commit.note_appended(group.head.seq);
-            self.appends
-                .fetch_add(group.accepted.len() as u64, Ordering::Relaxed);
-            self.batches.fetch_add(1, Ordering::Relaxed);
-            for (r, a) in group.accepted {
-                r.set(Ok(a));
-            }
-        }
-        drop(head);
-        mine.take().unwrap_or_else(|| {
-            Err(inconsistent(
-                "an append request was neither written nor refused",
-            ))
-        })
+        Ok(appended)
     }
 
     /// Returns once every record up to and including `seq` is durable
-    /// (survives a process crash and a power loss). Concurrent callers share
-    /// flushes (group commit); each still waits for its own `seq`.
+    /// (survives a process crash and a power loss).
+    ///
+    /// Group commit: if no other commit is running, this thread becomes the
+    /// leader: it takes **every** record queued so far (by any thread),
+    /// writes them as one atomic sled batch, which makes them visible to
+    /// readers, then does one sled flush and one `fdatasync`, marks all of
+    /// them durable and wakes the threads waiting for them. Otherwise it
+    /// waits for the running commit and re-checks; records appended while a
+    /// flush runs are written by the next leader.
     ///
     /// # Errors
-    /// [`JournalError::NotAppended`] if `seq` was never appended, flush
-    /// errors (which poison the journal), [`JournalError::Poisoned`].
+    /// [`JournalError::NotAppended`] if `seq` was never appended, write or
+    /// flush errors (which poison the journal), [`JournalError::Poisoned`].
     pub fn commit(&self, seq: u64) -> Result<()> {
-        self.commit.commit(seq, || self.flush_and_sync())
+        self.commit.commit(seq, || self.write_queued())
+    }
+
+    /// The commit leader's step: gather, drain, apply one batch, flush,
+    /// `fdatasync`. Returns the last sequence now durable.
+    fn write_queued(&self) -> Result<u64> {
+        let typical = self.write_nanos.load(Ordering::Relaxed) / GATHER_FRACTION;
+        let gather = Duration::from_nanos(typical).min(GATHER_MAX);
+        let drained = self.queue.drain(gather);
+        let started = Instant::now();
+        let covered = match drained.into_batch() {
+            None => lock(&self.applied).seq,
+            Some(group) => {
+                let mut applied = lock(&self.applied);
+                if let Err(e) = self.db.apply_batch(group.batch) {
+                    self.commit.poison(format!(
+                        "writing records {}..={} failed: {e}",
+                        group.first, group.head.seq
+                    ));
+                    return Err(e.into());
+                }
+                *applied = group.head;
+                *lock(&self.published) = group.head;
+                drop(applied);
+                self.batches.fetch_add(1, Ordering::Relaxed);
+                group.head.seq
+            }
+        };
+        self.flush_and_sync()?;
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let old = self.write_nanos.load(Ordering::Relaxed);
+        let smoothed = if old == 0 {
+            took
+        } else {
+            old - old / 8 + took / 8
+        };
+        self.write_nanos.store(smoothed, Ordering::Relaxed);
+        Ok(covered)
     }
 
     /// Alias of [`Journal::commit`].
@@ -419,10 +451,11 @@ impl Journal {
         Ok(appended)
     }
 
-    /// The last appended record (maybe not yet durable).
+    /// The last appended record (maybe not yet committed, so maybe not
+    /// yet visible to readers).
     #[must_use]
     pub fn head(&self) -> Head {
-        *lock(&self.published)
+        self.queue.head()
     }
 
     /// Highest sequence known durable.
@@ -452,14 +485,15 @@ impl Journal {
     }
 
     /// Records from global sequence `from` (use 1 for everything) up to the
-    /// head at the time of the call, in order. Each record's hash is checked
-    /// against its predecessor's and the sequence must be contiguous, so the
-    /// iterator yields a typed error naming the first bad record.
-    /// Appended-but-uncommitted records are included.
+    /// last record written to sled at the time of the call, in order. Each
+    /// record's hash is checked against its predecessor's and the sequence
+    /// must be contiguous, so the iterator yields a typed error naming the
+    /// first bad record. Records appended but not yet written by a commit
+    /// are not included (see [`Journal::append`]).
     #[must_use]
     pub fn iter_from(&self, from: u64) -> RecordIter {
         let from = from.max(1);
-        let end = self.head().seq;
+        let end = lock(&self.published).seq;
         let inner = if from <= end {
             Some(
                 self.db
@@ -479,7 +513,8 @@ impl Journal {
     }
 
     /// The records of one job in job-sequence order, each checked against
-    /// its chain predecessor and against the job index.
+    /// its chain predecessor and against the job index, up to the job's
+    /// last record written to sled (committed, or being committed).
     #[must_use]
     pub fn iter_job(&self, job: Uuid) -> JobIter {
         JobIter {
@@ -493,7 +528,8 @@ impl Journal {
     }
 
     /// All jobs with their last job sequence (= record count) and the
-    /// global sequence of their last record, ordered by job id.
+    /// global sequence of their last record, ordered by job id, as written
+    /// to sled (records only queued by [`Journal::append`] are not counted).
     ///
     /// # Errors
     /// Storage errors, [`JournalError::Inconsistent`] for a malformed entry.
@@ -517,14 +553,15 @@ impl Journal {
     /// Walks the whole chain from genesis: contiguous sequences, every hash
     /// recomputed, every record's job sequence contiguous within its job and
     /// matching the job index, job heads and meta head matching the records,
-    /// no stray index entries. Appends wait while it runs.
+    /// no stray index entries. It covers what is written to sled; commits
+    /// wait while it runs (appends do not, they only queue).
     ///
     /// # Errors
     /// The first problem found, as a typed error naming the record
     /// ([`JournalError::HashMismatch`], [`JournalError::Gap`],
     /// [`JournalError::IndexMismatch`], …).
     pub fn verify(&self) -> Result<VerifyReport> {
-        let head = lock(&self.writer);
+        let head = lock(&self.applied);
         let mut jobs: HashMap<Uuid, JobHeadValue> = HashMap::new();
         let mut last = Head {
             seq: 0,

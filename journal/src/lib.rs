@@ -7,16 +7,29 @@
 //!
 //! # Guarantees
 //!
-//! * **Atomic appends.** [`Journal::append`] writes the record, its per-job
-//!   index entry, its job head and the meta head in one sled batch. After a
-//!   crash either all four exist or none does.
+//! * **Cheap appends, atomic commits.** [`Journal::append`] assigns the
+//!   record's sequence, job sequence and chain hash and queues it in memory
+//!   without writing anything (once 1024 records or 1 MiB are queued, the
+//!   append commits them itself). A commit writes **every** queued record,
+//!   each with its per-job index entry, plus the final job heads and meta
+//!   head, in one sled batch. After a crash either all of a batch exists or
+//!   none does.
 //! * **Explicit durability.** A record counts as written only once
 //!   [`Journal::commit`] (or [`Journal::append_durable`]) for its sequence
 //!   has returned. Committed records survive `kill -9` and power loss
 //!   (sled flush + `fdatasync` of the log file). Uncommitted ones may be
 //!   lost, always as a suffix: the sequence never has holes.
-//! * **Group commit.** Concurrent committers share flushes; each still waits
-//!   for its own record ([`Stats::flushes`] counts them).
+//!   [`Journal::close`] and `Drop` commit whatever was appended.
+//! * **Visibility.** Readers ([`Journal::iter_from`], [`Journal::iter_job`],
+//!   [`Journal::jobs`], [`Journal::verify`]) see a record once a commit has
+//!   written it to sled: at the latest when the `commit` covering it
+//!   returns, possibly a little earlier (while that commit flushes), never
+//!   while it is merely appended. [`Journal::head`] and the returned
+//!   [`Appended`] reflect it at once.
+//! * **Group commit.** One committing thread (the leader) writes everything
+//!   queued by all threads, then does one sled flush and one `fdatasync`;
+//!   concurrent committers wait for it, and records appended meanwhile go
+//!   into the next leader's batch ([`Stats::flushes`] counts flushes).
 //! * **Order and integrity.** Global sequences are 1, 2, 3, … with no gap;
 //!   per-job sequences likewise. Every record carries
 //!   `SHA-256(previous hash ‖ encoded body)`, checked on every read, on
@@ -27,7 +40,7 @@
 //!   The payload's own schema version (`payload_format`) is the caller's.
 //! * **No clock.** Timestamps are supplied by the caller ([`Timestamp`]).
 //! * **Small memory.** The sled page cache is capped (16 MiB by default,
-//!   [`Options::cache_capacity`]).
+//!   [`Options::cache_capacity`]); the append queue is bounded (above).
 //!
 //! The on-disk format is specified in `docs/journal-format.md`.
 //!
