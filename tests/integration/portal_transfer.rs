@@ -143,6 +143,44 @@ async fn a_download_resumes_from_a_journaled_offset_and_drops_bytes_beyond_it() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_starts_over_when_the_server_ignores_the_range() {
+    let portal = Portal::start().await;
+    let bytes = package_bytes(2 * MIB, 8);
+    let package = portal.add_package(bytes.clone()).await;
+    let dest = portal.dir.path().join("download.zip");
+    std::fs::write(&dest, &bytes[..300_000]).expect("a partial file");
+    portal
+        .set_faults(
+            json!({"faults": [{"kind": "ignore_range", "path": "/api/connector/v1/packages/"}]}),
+        )
+        .await;
+    let job =
+        Download::new(&package.url, &dest, package.size, &package.sha256).resume_from(300_000);
+    let (offsets, on_durable) = recorder();
+    let done = client(&portal)
+        .download(&job, on_durable)
+        .await
+        .expect("downloaded from 0");
+    assert_eq!(done.resumed_from, 0);
+    let offsets = offsets.lock().expect("offsets").clone();
+    assert_eq!(
+        offsets.first(),
+        Some(&0),
+        "0 is journaled before the file is truncated"
+    );
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "no stale offset after the restart: {offsets:?}"
+    );
+    assert_eq!(offsets.last(), Some(&package.size));
+    assert_eq!(std::fs::read(&dest).expect("the file"), bytes);
+    assert_eq!(
+        ranges(&portal, &package.package_id).await,
+        vec![Some("bytes=300000-".to_owned())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_starts_over_when_the_file_is_shorter_than_the_journal_says() {
     let portal = Portal::start().await;
     let bytes = package_bytes(MIB, 4);

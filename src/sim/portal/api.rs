@@ -164,7 +164,8 @@ pub async fn package(
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_range);
+        .and_then(parse_range)
+        .filter(|_| !matches!(fault.0, Some(Fault::IgnoreRange)));
     let (status, start, end) = match range {
         Some((start, _)) if start >= size => {
             return Ok((

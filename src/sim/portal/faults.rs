@@ -73,6 +73,8 @@ pub enum Fault {
     },
     /// A download serves one byte flipped (the first one served), so its SHA-256 is wrong.
     WrongSha256,
+    /// A download ignores its `Range` header and answers `200` with the whole package.
+    IgnoreRange,
 }
 
 impl FaultPlan {
