@@ -1,7 +1,7 @@
 //! Resumable upload of an application's source zip: open (idempotent per command and
 //! application), ask the portal what it has committed, send the rest in chunks
-//! (`PUT ?offset=n`), follow the portal's committed offset on `409`, complete with size and
-//! SHA-256.
+//! (`PUT ?offset=n`), follow the portal's committed offset on `409` (also after an interrupted
+//! chunk, which is retried at the same offset), complete with size and SHA-256.
 //!
 //! A reader thread streams each chunk from the file through a bounded channel, so memory stays
 //! bounded whatever the size. The committed offset the portal reports is handed to the caller
@@ -155,13 +155,9 @@ impl PortalClient {
                                 "portal: upload interrupted ({error}); resuming in {} ms",
                                 wait.as_millis()
                             );
+                            // The same offset again: if the portal kept part of the broken
+                            // chunk, its `409` says where to continue.
                             tokio::time::sleep(wait).await;
-                            let now = self.upload_status(&job.upload_id).await?;
-                            if now.committed > status.committed {
-                                retry = 0;
-                            }
-                            status = now;
-                            on_committed_offset(status.committed);
                         }
                         None => return Err(error),
                     }

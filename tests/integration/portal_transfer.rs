@@ -305,6 +305,8 @@ async fn an_upload_is_chunked_resumed_after_a_reset_and_completed() {
     let expected = [
         "0".to_owned(),
         MIB.to_string(),
+        // Retried at the same offset: the 409 names the committed one.
+        MIB.to_string(),
         reset_at.to_string(),
         (reset_at + MIB as u64).to_string(),
     ];
