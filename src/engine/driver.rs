@@ -94,14 +94,17 @@ impl Driver {
                     "the journal task for {name} failed: {e}"
                 )))
             })?;
+        tracing::debug!(job = %self.id, event = %name, "journaled");
         Ok(())
     }
 
     /// Records from inside a transfer's progress callback (a synchronous context on the runtime).
     fn record_now(&self, event: Event) {
         let (store, id) = (self.services.store.clone(), self.id);
-        if let Err(e) = tokio::task::block_in_place(|| store.record(id, now(), event)) {
-            tracing::warn!(job = %id, "journaling transfer progress failed: {e}");
+        let name = event.name();
+        match tokio::task::block_in_place(|| store.record(id, now(), event)) {
+            Ok(()) => tracing::debug!(job = %id, event = %name, "journaled"),
+            Err(e) => tracing::warn!(job = %id, "journaling transfer progress failed: {e}"),
         }
     }
 
