@@ -88,7 +88,8 @@ pub fn remote_id_hint(remote_id: &str) -> String {
 }
 
 /// An explicit HTTP proxy (HTTPS to the portal is tunnelled through it with `CONNECT`).
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` shows neither the password nor credentials written into the URL.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
     /// `http://host:port` (credentials in the URL are moved into `username`/`password`).
@@ -102,6 +103,22 @@ pub struct ProxyConfig {
     /// Hosts reached without the proxy, comma separated, in `NO_PROXY` syntax.
     #[serde(default)]
     pub no_proxy: Option<String>,
+}
+
+impl fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `scheme://user:password@host` → `scheme://***@host`.
+        let url = match (self.url.split_once("://"), self.url.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
+            _ => self.url.clone(),
+        };
+        f.debug_struct("ProxyConfig")
+            .field("url", &url)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
 }
 
 /// TLS settings. The operating system's roots are always trusted; TLS 1.2 is the minimum.
@@ -221,6 +238,15 @@ mod tests {
         });
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+        let in_url = ProxyConfig {
+            url: "http://bob:url-secret@proxy:3128".into(),
+            username: None,
+            password: None,
+            no_proxy: None,
+        };
+        let shown_url = format!("{in_url:?}");
+        assert!(!shown_url.contains("url-secret"), "{shown_url}");
+        assert!(shown_url.contains("http://***@proxy:3128"), "{shown_url}");
         assert!(!shown.contains("0123456789abcdef"), "{shown}");
         assert!(shown.contains("01234567…"), "{shown}");
     }

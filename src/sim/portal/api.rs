@@ -381,3 +381,18 @@ async fn file_len(path: &std::path::Path) -> Result<u64, ApiError> {
         .map(|m| m.len())
         .map_err(ApiError::internal)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_are_one_open_or_closed_byte_range() {
+        assert_eq!(parse_range("bytes=10-"), Some((10, None)));
+        assert_eq!(parse_range("bytes=10-19"), Some((10, Some(19))));
+        assert_eq!(parse_range("bytes=19-10"), None);
+        assert_eq!(parse_range("bytes=-10"), None, "suffix ranges are ignored");
+        assert_eq!(parse_range("items=1-"), None);
+        assert_eq!(parse_range("bytes=1-2,5-"), None);
+    }
+}
