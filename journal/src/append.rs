@@ -18,8 +18,9 @@
 //! next leader may already have drained a partial queue. So the leader first
 //! waits (bounded by the caller's `gather`, and only on a condition variable,
 //! leaving the CPU to the writers) until every *other* thread that had a
-//! record in the previous batch has appended again. A lone writer never
-//! waits: the only thread of its previous batch is itself.
+//! record in the previous batch has appended again — if that batch came from
+//! at least two threads. A lone writer never waits, nor do writers that take
+//! turns one at a time.
 
 use crate::chain::Hash;
 use crate::error::{JournalError, Result};
@@ -212,7 +213,14 @@ impl Queue {
                 expected.push(r.thread);
             }
         }
-        w.expected = expected;
+        // A batch of one thread is no evidence of concurrent writers: then
+        // the next leader does not wait (a writer that went idle would only
+        // delay it).
+        w.expected = if expected.len() > 1 {
+            expected
+        } else {
+            Vec::new()
+        };
         if w.jobs.len() > JOB_CACHE_LIMIT {
             // Everything before this batch has been applied by an earlier
             // leader; sled's job heads are current for those jobs.
@@ -276,5 +284,117 @@ impl Drained {
             .encode()[..],
         );
         Some(Group { batch, head, first })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::GENESIS;
+    use std::sync::Arc;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn queue() -> (Arc<Queue>, sled::Db) {
+        let head = Head {
+            seq: 0,
+            hash: GENESIS,
+        };
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .unwrap_or_else(|e| panic!("sled: {e}"));
+        (Arc::new(Queue::new(head)), db)
+    }
+
+    fn push(q: &Queue, db: &sled::Db, job: u128) -> Result<Appended> {
+        let mut w = q.lock();
+        q.push(&mut w, db, Uuid::from_u128(job), Timestamp(0), 0, b"x")
+    }
+
+    #[test]
+    fn sequences_chain_and_job_sequences_are_assigned_in_memory() -> TestResult {
+        let (q, db) = queue();
+        let a = push(&q, &db, 1)?;
+        let b = push(&q, &db, 2)?;
+        let c = push(&q, &db, 1)?;
+        assert_eq!((a.seq, a.job_seq), (1, 1));
+        assert_eq!((b.seq, b.job_seq), (2, 1));
+        assert_eq!((c.seq, c.job_seq), (3, 2));
+        assert_eq!(
+            q.head(),
+            Head {
+                seq: 3,
+                hash: c.hash
+            }
+        );
+        let group = q.drain(Duration::ZERO).into_batch().ok_or("empty")?;
+        assert_eq!((group.first, group.head.seq), (1, 3));
+        assert!(q.drain(Duration::ZERO).into_batch().is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_lone_writer_never_waits() -> TestResult {
+        let (q, db) = queue();
+        push(&q, &db, 1)?;
+        drop(q.drain(Duration::ZERO));
+        push(&q, &db, 1)?;
+        let t = Instant::now();
+        drop(q.drain(Duration::from_secs(5)));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        Ok(())
+    }
+
+    #[test]
+    fn the_leader_gathers_the_previous_batch_writers() -> TestResult {
+        let (q, db) = queue();
+        push(&q, &db, 1)?;
+        let (q2, db2) = (Arc::clone(&q), db.clone());
+        std::thread::spawn(move || push(&q2, &db2, 2))
+            .join()
+            .map_err(|_| "pusher panicked")??;
+        // Batch of two threads: the next leader waits for the other one.
+        drop(q.drain(Duration::ZERO));
+        push(&q, &db, 1)?;
+        let (q2, db2) = (Arc::clone(&q), db.clone());
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            push(&q2, &db2, 2)
+        });
+        let group = q
+            .drain(Duration::from_secs(10))
+            .into_batch()
+            .ok_or("empty")?;
+        late.join().map_err(|_| "pusher panicked")??;
+        assert_eq!((group.first, group.head.seq), (3, 4), "both gathered");
+        // The other thread does not come back: the wait is bounded.
+        push(&q, &db, 1)?;
+        let t = Instant::now();
+        let group = q
+            .drain(Duration::from_millis(30))
+            .into_batch()
+            .ok_or("empty")?;
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        assert_eq!((group.first, group.head.seq), (5, 5));
+        Ok(())
+    }
+
+    #[test]
+    fn applied_job_heads_are_pruned_beyond_the_cache_limit() -> TestResult {
+        let (q, db) = queue();
+        let jobs = u128::try_from(JOB_CACHE_LIMIT)? + 10;
+        for job in 0..jobs {
+            push(&q, &db, job)?;
+        }
+        let group = q.drain(Duration::ZERO).into_batch().ok_or("empty")?;
+        db.apply_batch(group.batch)?;
+        // The next drain prunes the applied heads; sled has them.
+        push(&q, &db, 0)?;
+        drop(q.drain(Duration::ZERO));
+        assert_eq!(q.lock().jobs.len(), 1);
+        assert_eq!(push(&q, &db, 5)?.job_seq, 2);
+        assert_eq!(push(&q, &db, 0)?.job_seq, 3);
+        Ok(())
     }
 }
