@@ -3,9 +3,10 @@
 //! size and SHA-256 verified at the end.
 //!
 //! The network side (an async task) hands chunks to a writer thread through a bounded channel,
-//! so memory stays bounded whatever the size and hashing overlaps receiving. The writer calls
-//! `sync_data` before a checkpoint is reported: a reported offset never exceeds the bytes
-//! durably on disk. On resume the bytes already on disk up to `from_offset` are hashed again
+//! so memory stays bounded whatever the size and hashing overlaps receiving. A third thread
+//! syncs the file continuously (`sync_data`, at most every 8 MiB) so the disk keeps up while
+//! bytes arrive; an offset is reported only once synced: a reported offset never exceeds the
+//! bytes durably on disk. On resume the bytes already on disk up to `from_offset` are hashed again
 //! (anything beyond is truncated first); if the file is shorter than `from_offset`, or the
 //! server ignores the range (`200`), the download starts over — after reporting offset `0`.
 
@@ -36,9 +37,9 @@ pub struct Download {
     pub sha256: String,
     /// The last journaled durable offset (0 for a fresh download).
     pub from_offset: u64,
-    /// A checkpoint after at least this many new bytes …
+    /// A durable offset is reported at least this many bytes after the last one …
     pub checkpoint_bytes: u64,
-    /// … or this much time, whichever comes first (only while bytes arrive).
+    /// … or this much time after it, whichever comes first (and the last one always).
     pub checkpoint_interval: Duration,
     /// Best-effort progress posts (every `progress_interval`), if wanted.
     pub progress: Option<ProgressTarget>,
@@ -92,6 +93,62 @@ struct Pipe {
     durable_rx: mpsc::UnboundedReceiver<(u32, u64)>,
     /// Restarts so far; checkpoints of an older epoch are stale.
     epoch: u32,
+    checkpoints: Checkpoints,
+}
+
+/// The file is synced continuously (every [`SYNC_GRANULE`] at most, so the disk keeps up with
+/// the network); of the durable offsets, only those at least `every` bytes or `interval` apart
+/// — and the last — are reported to the caller, who journals each.
+struct Checkpoints {
+    every: u64,
+    interval: Duration,
+    reported: u64,
+    at: Instant,
+    pending: Option<u64>,
+}
+
+/// The most bytes written before the background sync is asked to catch up.
+const SYNC_GRANULE: u64 = 8 * 1024 * 1024;
+
+impl Checkpoints {
+    fn new(job: &Download, start: u64) -> Self {
+        Self {
+            every: job.checkpoint_bytes.max(1),
+            interval: job.checkpoint_interval,
+            reported: start,
+            at: Instant::now(),
+            pending: None,
+        }
+    }
+
+    /// A durable offset: reported now, or kept for later.
+    fn offer(&mut self, offset: u64, report: &mut impl FnMut(u64)) {
+        if offset.saturating_sub(self.reported) >= self.every || self.at.elapsed() >= self.interval
+        {
+            self.report(offset, report);
+        } else {
+            self.pending = Some(offset);
+        }
+    }
+
+    /// Starting over: 0 is reported before the file is truncated.
+    fn restart(&mut self, report: &mut impl FnMut(u64)) {
+        self.report(0, report);
+    }
+
+    /// The last durable offset, if not reported yet.
+    fn finish(&mut self, report: &mut impl FnMut(u64)) {
+        if let Some(offset) = self.pending.take() {
+            self.report(offset, report);
+        }
+    }
+
+    fn report(&mut self, offset: u64, report: &mut impl FnMut(u64)) {
+        report(offset);
+        self.reported = offset;
+        self.at = Instant::now();
+        self.pending = None;
+    }
 }
 
 enum ToWriter {
@@ -183,10 +240,10 @@ impl Writer {
             .map_err(|e| self.io("cannot write", e))?;
         self.hasher.update(bytes);
         self.written += bytes.len() as u64;
-        if (self.written - self.requested >= self.checkpoint_bytes
-            || self.last_sync.elapsed() >= self.checkpoint_interval)
-            && !self.syncer.busy()
-        {
+        let due = self.written - self.requested >= SYNC_GRANULE.min(self.checkpoint_bytes)
+            || (self.last_sync.elapsed() >= self.checkpoint_interval
+                && self.written > self.requested);
+        if due && !self.syncer.busy() {
             self.out.flush().map_err(|e| self.io("cannot write", e))?;
             if self.syncer.request(self.epoch, self.written) {
                 self.requested = self.written;
@@ -361,6 +418,7 @@ impl PortalClient {
             tx,
             durable_rx,
             epoch: 0,
+            checkpoints: Checkpoints::new(job, start),
         };
         let fetched = self
             .fetch(job, &url, start, &mut pipe, &mut on_durable_offset)
@@ -369,6 +427,7 @@ impl PortalClient {
             tx,
             mut durable_rx,
             epoch,
+            mut checkpoints,
         } = pipe;
         drop(tx);
         let written = writer
@@ -376,9 +435,10 @@ impl PortalClient {
             .map_err(|e| PortalError::Client(format!("download writer: {e}")))?;
         while let Ok((from, offset)) = durable_rx.try_recv() {
             if from == epoch {
-                on_durable_offset(offset);
+                checkpoints.offer(offset, &mut on_durable_offset);
             }
         }
+        checkpoints.finish(&mut on_durable_offset);
         // A writer failure (disk full…) explains a fetch failure; report it first.
         let (length, digest) = written?;
         let (resumed_from, requests) = fetched?;
@@ -418,6 +478,7 @@ impl PortalClient {
             tx,
             durable_rx,
             epoch,
+            checkpoints,
         } = pipe;
         let mut resumed_from = start;
         let mut written = start;
@@ -446,7 +507,7 @@ impl PortalClient {
                         "portal: the server ignored the range (answered {}); starting over",
                         response.status()
                     );
-                    on_durable_offset(0);
+                    checkpoints.restart(on_durable_offset);
                     // Checkpoints of the old bytes still in flight are stale from now on.
                     *epoch += 1;
                     send(tx, ToWriter::Restart).await?;
@@ -461,7 +522,7 @@ impl PortalClient {
                         biased;
                         Some((from, offset)) = durable_rx.recv() => {
                             if from == *epoch {
-                                on_durable_offset(offset);
+                                checkpoints.offer(offset, on_durable_offset);
                             }
                         }
                         next = body.next() => match next {
