@@ -249,7 +249,7 @@ fn journal_8w(j: &Arc<Journal>, per_thread: usize, base: u64) -> (usize, f64, Ve
 }
 
 /// Appends events `from..to` without per-record commit, one commit at the
-/// end (the journal commits its queue itself every 1024 records).
+/// end (the journal commits its queue itself every 256 records).
 fn build(j: &Journal, from: u64, to: u64) {
     for i in from..to {
         j.append(job_of(i), ts(i), 1, &event(i)).expect("append");
@@ -534,7 +534,7 @@ fn main() {
     assert_eq!(raw.records, recovery_large);
     assert_eq!(large.jobs, raw.jobs);
     println!(
-        "build: 100k events in {build_small:.1} s, +900k events in {build_large:.1} s (append without commit; the full queue commits itself every 1024 records)"
+        "build: 100k events in {build_small:.1} s, +900k events in {build_large:.1} s (append without commit; the full queue commits itself every 256 records)"
     );
     for (name, r, size) in [
         ("journal 100k, 1st open", small, small_size),

@@ -326,7 +326,7 @@ impl Journal {
     /// everything queued, whatever sequence it was asked for.
     ///
     /// Appends are serialized (the chain needs an order) but do no I/O.
-    /// Exception: an append that brings the queue to 1024 records (or
+    /// Exception: an append that brings the queue to 256 records (or
     /// 1 MiB of stored bytes) commits it before returning, which bounds
     /// memory and batch size during long runs without commits.
     ///

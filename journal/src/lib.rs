@@ -9,7 +9,7 @@
 //!
 //! * **Cheap appends, atomic commits.** [`Journal::append`] assigns the
 //!   record's sequence, job sequence and chain hash and queues it in memory
-//!   without writing anything (once 1024 records or 1 MiB are queued, the
+//!   without writing anything (once 256 records or 1 MiB are queued, the
 //!   append commits them itself). A commit writes **every** queued record,
 //!   each with its per-job index entry, plus the final job heads and meta
 //!   head, in one sled batch. After a crash either all of a batch exists or
