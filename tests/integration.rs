@@ -54,3 +54,8 @@ mod demo;
 /// hostile values and seeded estates.
 #[path = "integration/sim_site.rs"]
 mod sim_site;
+
+/// Fault injection end to end: the daemon against portal faults and PowerShell faults from the
+/// simulators' fault plans, each ending in the right result without loss.
+#[path = "integration/faults.rs"]
+mod faults;

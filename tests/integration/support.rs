@@ -46,3 +46,709 @@ pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// The connector against both simulators (the kill loop and the fault tests): commands derived
+/// from the seed's fixtures, packages, the simulated site, the connector's configuration, and the
+/// checks every end-to-end run makes afterwards — one effective result per command, exactly one
+/// of each object at the site with no duplicate mutation in its effect log, share folders holding
+/// exactly their packages, and a journal that verifies with every job finished.
+pub mod e2e {
+    use super::{connector, fixture};
+    use sccm_connector::engine::store::Store;
+    use serde_json::{Value, json};
+    use sha2::{Digest as _, Sha256};
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::io::{Read as _, Write as _};
+    use std::path::{Path, PathBuf};
+
+    /// The share the seed's commands name, mapped to `DIR/share` in every test.
+    pub const SHARE_ROOT: &str = "\\\\WIN-2HDJCBHRRVB\\Sources$";
+    /// The remote ID of the connector in these tests.
+    pub const REMOTE_ID: &str = "5b7e2c1a-9d4f-4e3b-8a6c-1f2e3d4c5b6a";
+    /// The collection and DP group of the seed's push.
+    pub const COLLECTION: &str = "Demo devices";
+    pub const DP_GROUP: &str = "Demo Distribution Group";
+
+    /// Lowercase hex SHA-256.
+    pub fn sha256_hex(bytes: &[u8]) -> String {
+        sccm_connector::portal::download::hex(&Sha256::digest(bytes))
+    }
+
+    /// `n` deterministic, incompressible bytes.
+    pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut bytes = vec![0u8; n];
+        rng.fill(&mut bytes);
+        bytes
+    }
+
+    /// A zip of `files` (relative names with `/`); `stored` leaves them uncompressed.
+    pub fn zip_package(files: &[(String, Vec<u8>)], stored: bool) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let method = if stored {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
+        for (name, bytes) in files {
+            zip.start_file(name.as_str(), options).expect("a zip entry");
+            zip.write_all(bytes).expect("zip bytes");
+        }
+        zip.finish().expect("a finished zip").into_inner()
+    }
+
+    /// A PSADT-shaped package: the wrapper, the toolkit, `Files/<msi>` of `msi_bytes` noise,
+    /// and a nested folder.
+    pub fn psadt_package(product: &str, msi_bytes: usize, seed: u64, stored: bool) -> Vec<u8> {
+        let files = vec![
+            (
+                "Deploy-Application.exe".to_string(),
+                format!("MZ\u{90} PSAppDeployToolkit launcher for {product}").into_bytes(),
+            ),
+            (
+                "Deploy-Application.ps1".to_string(),
+                format!("[CmdletBinding()]\r\nParam ([string]$DeploymentType = 'Install')\r\n$appName = '{product}'\r\nExecute-MSI -Action $DeploymentType -Path '{product}.msi'\r\n").into_bytes(),
+            ),
+            (
+                "AppDeployToolkit/AppDeployToolkitMain.ps1".to_string(),
+                b"# PSAppDeployToolkit main\r\n".to_vec(),
+            ),
+            (
+                "AppDeployToolkit/AppDeployToolkitConfig.xml".to_string(),
+                b"<AppDeployToolkit_Config><Toolkit_Options/></AppDeployToolkit_Config>".to_vec(),
+            ),
+            (format!("Files/{product}.msi"), noise(msi_bytes, seed)),
+            (
+                "SupportFiles/Config/settings.ini".to_string(),
+                format!("[{product}]\r\nseed={seed}\r\n").into_bytes(),
+            ),
+        ];
+        zip_package(&files, stored)
+    }
+
+    /// Entry name → SHA-256 of every file in a zip.
+    pub fn zip_digest(bytes: &[u8]) -> BTreeMap<String, String> {
+        let mut archive =
+            zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a readable zip");
+        let mut digest = BTreeMap::new();
+        for i in 0..archive.len() {
+            let mut entry = archive.by_index(i).expect("a zip entry");
+            if entry.is_dir() {
+                continue;
+            }
+            let name = entry.name().expect("an entry name").into_owned();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).expect("the entry inflates");
+            digest.insert(name, sha256_hex(&content));
+        }
+        digest
+    }
+
+    /// Relative path (with `/`) → SHA-256 of every file under `dir`.
+    pub fn tree_digest(dir: &Path) -> Result<BTreeMap<String, String>, String> {
+        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> Result<(), String> {
+            let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(root, &path, out)?;
+                } else {
+                    let relative = path
+                        .strip_prefix(root)
+                        .map_err(|e| e.to_string())?
+                        .iter()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    let bytes =
+                        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    out.insert(relative, sha256_hex(&bytes));
+                }
+            }
+            Ok(())
+        }
+        let mut out = BTreeMap::new();
+        walk(dir, dir, &mut out)?;
+        Ok(out)
+    }
+
+    /// The seed's push fixture.
+    pub fn push_fixture() -> Value {
+        serde_json::from_slice(
+            &std::fs::read(fixture("commands/push-filezilla.json")).expect("the push fixture"),
+        )
+        .expect("the push fixture is JSON")
+    }
+
+    /// The console path the seed's commands name (the site must be initialised with it).
+    pub fn console_path() -> String {
+        push_fixture()["site"]["console_path"]
+            .as_str()
+            .expect("a console path")
+            .to_string()
+    }
+
+    /// The seed's push with its own `id`, application `name` (package name, deployment type
+    /// name, share folder `incoming\<name>`), console `folder` (`Applications/…`) and the
+    /// package as `POST /sim/packages` announced it.
+    pub fn push_command(id: &str, name: &str, folder: &str, package: &Value) -> Value {
+        let mut push = push_fixture();
+        let location = format!("{SHARE_ROOT}\\incoming\\{name}");
+        push["id"] = json!(id);
+        push["site"]["share_path"] = json!(location);
+        push["application"]["package_name"] = json!(name);
+        push["application"]["name"] = json!(name.split('_').nth(1).unwrap_or(name));
+        push["application"]["folder"] = json!(folder);
+        push["deployment_type"]["name"] = json!(format!("{name}_DT"));
+        push["deployment_type"]["content_location"] = json!(location);
+        push["content"] = json!({
+            "package_id": package["package_id"],
+            "url": package["url"],
+            "sha256": package["sha256"],
+            "size": package["size"],
+        });
+        push
+    }
+
+    /// The seed's import with its own `id`, asking for `applications` (empty: all).
+    pub fn import_command(id: &str, applications: &[String], upload_sources: bool) -> Value {
+        let mut import: Value = serde_json::from_slice(
+            &std::fs::read(fixture("commands/import-filezilla.json")).expect("the import fixture"),
+        )
+        .expect("the import fixture is JSON");
+        import["id"] = json!(id);
+        import["applications"] = json!(applications);
+        import["upload_sources"] = json!(upload_sources);
+        import
+    }
+
+    /// The local folder a push named `name` unpacks into.
+    pub fn share_folder(share: &Path, name: &str) -> PathBuf {
+        share.join("incoming").join(name)
+    }
+
+    /// `sim site --site SITE init --force` with the fixtures' console path and the share mapped
+    /// to `share`, plus `extra` options.
+    pub fn init_site(site: &Path, share: &Path, extra: &[&str]) {
+        std::fs::create_dir_all(share.join("incoming")).expect("the share");
+        let site_arg = site.display().to_string();
+        let share_arg = format!("{SHARE_ROOT}={}", share.display());
+        let console = console_path();
+        let mut args = vec![
+            "sim",
+            "site",
+            "--site",
+            &site_arg,
+            "init",
+            "--force",
+            "--console-path",
+            &console,
+            "--share",
+            &share_arg,
+        ];
+        args.extend_from_slice(extra);
+        let out = connector(&args);
+        assert!(
+            out.status.success(),
+            "sim site init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Installs a site fault plan (`sim site faults set`).
+    pub fn set_site_faults(site: &Path, plan: &Value) {
+        let file = site.with_extension("faults.json");
+        std::fs::write(&file, plan.to_string()).expect("the fault plan file");
+        let out = connector(&[
+            "sim",
+            "site",
+            "--site",
+            &site.display().to_string(),
+            "faults",
+            "set",
+            &file.display().to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "sim site faults set: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `sim site dump`.
+    pub fn site_dump(site: &Path) -> Value {
+        let out = connector(&["sim", "site", "--site", &site.display().to_string(), "dump"]);
+        assert!(
+            out.status.success(),
+            "sim site dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("the dump is JSON")
+    }
+
+    /// `sim site check`: its report, or why the effect log does not account for the state.
+    pub fn site_check(site: &Path) -> Result<String, String> {
+        let out = connector(&[
+            "sim",
+            "site",
+            "--site",
+            &site.display().to_string(),
+            "check",
+        ]);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(format!(
+                "sim site check: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// How the connector is configured against the simulators.
+    #[derive(Debug, Clone)]
+    pub struct Setup {
+        /// Holds `journal/`, `spool/`, `connector.toml`.
+        pub dir: PathBuf,
+        pub portal_url: String,
+        pub remote_id: String,
+        pub site: PathBuf,
+        pub share: PathBuf,
+        /// `session` or `per-step`.
+        pub mode: String,
+        pub step_timeout_seconds: u64,
+        pub max_attempts: u32,
+        pub max_interrupted: u32,
+        pub concurrency: u32,
+        /// Options of `sim powershell` before its `--`.
+        pub host_options: Vec<String>,
+    }
+
+    impl Setup {
+        pub fn new(dir: &Path, portal_url: &str) -> Setup {
+            Setup {
+                dir: dir.to_path_buf(),
+                portal_url: portal_url.to_string(),
+                remote_id: REMOTE_ID.to_string(),
+                site: dir.join("site"),
+                share: dir.join("share"),
+                mode: "session".into(),
+                step_timeout_seconds: 60,
+                max_attempts: 3,
+                max_interrupted: 20,
+                concurrency: 2,
+                host_options: Vec::new(),
+            }
+        }
+
+        pub fn journal(&self) -> PathBuf {
+            self.dir.join("journal")
+        }
+
+        pub fn spool(&self) -> PathBuf {
+            self.dir.join("spool")
+        }
+
+        /// The configuration `run --config` reads (quick retries, polls and distribution polls).
+        pub fn toml(&self) -> String {
+            let quote = |s: &str| format!("'{s}'");
+            let site = self.site.display().to_string();
+            let mut args: Vec<String> = vec![
+                quote("sim"),
+                quote("powershell"),
+                quote("--site"),
+                quote(&site),
+            ];
+            args.extend(self.host_options.iter().map(|o| quote(o)));
+            args.extend(
+                [
+                    "--",
+                    "-NoLogo",
+                    "-NoProfile",
+                    "-NonInteractive",
+                    "-ExecutionPolicy",
+                    "Bypass",
+                ]
+                .iter()
+                .map(|a| quote(a)),
+            );
+            format!(
+                "[portal]\nbase_url = '{url}'\nremote_id = '{remote}'\npoll_interval_seconds = 1\nread_timeout_seconds = 15\n\
+                 [portal.retry]\nmax_attempts = 4\ninitial_backoff_ms = 50\nmax_backoff_ms = 400\n\n\
+                 [powershell]\nprogram = '{exe}'\nargs = [{args}]\nmode = '{mode}'\nstep_timeout_seconds = {timeout}\n\n\
+                 [storage]\njournal = '{journal}'\nspool = '{spool}'\n\n\
+                 [shares]\nallowed_roots = ['{SHARE_ROOT}\\incoming']\n[[shares.map]]\nunc = '{SHARE_ROOT}'\nlocal = '{share}'\n\n\
+                 [engine]\nconcurrency = {concurrency}\nmax_attempts = {attempts}\nmax_interrupted = {interrupted}\n\
+                 retry_initial_seconds = 1\nretry_max_seconds = 2\ndistribution_poll_seconds = 1\ndistribution_timeout_minutes = 5\n",
+                url = self.portal_url,
+                remote = self.remote_id,
+                exe = env!("CARGO_BIN_EXE_sccm-connector"),
+                args = args.join(", "),
+                mode = self.mode,
+                timeout = self.step_timeout_seconds,
+                journal = self.journal().display(),
+                spool = self.spool().display(),
+                share = self.share.display(),
+                concurrency = self.concurrency,
+                attempts = self.max_attempts,
+                interrupted = self.max_interrupted,
+            )
+        }
+
+        /// Writes `DIR/connector.toml` and returns its path.
+        pub fn write_config(&self) -> PathBuf {
+            let path = self.dir.join("connector.toml");
+            std::fs::write(&path, self.toml()).expect("connector.toml is written");
+            path
+        }
+
+        /// The configuration as the daemon sees it (for running it in process).
+        pub fn config(&self) -> sccm_connector::config::Config {
+            sccm_connector::config::Config::load(&self.write_config())
+                .expect("the test configuration is valid")
+        }
+    }
+
+    /// A push the end state must show.
+    #[derive(Debug, Clone)]
+    pub struct ExpectedPush {
+        pub command_id: String,
+        pub name: String,
+        /// The portal's form: `Applications/A/B`.
+        pub folder: String,
+        /// The package's zip.
+        pub zip: Vec<u8>,
+    }
+
+    /// The one result of a command at the portal (`GET /sim/commands/{id}`): an effective result,
+    /// exactly one stored result (one idempotency key), equal to the effective one.
+    pub fn one_result(view: &Value) -> Result<Value, String> {
+        let id = view["id"].as_str().unwrap_or("?");
+        let effective = &view["effective_result"];
+        if effective.is_null() {
+            return Err(format!("command {id} has no effective result: {view}"));
+        }
+        let results = view["results"].as_array().cloned().unwrap_or_default();
+        if results.len() != 1 {
+            return Err(format!(
+                "command {id} has {} stored results (idempotency keys), not 1: {view}",
+                results.len()
+            ));
+        }
+        if results[0]["body"] != *effective {
+            return Err(format!(
+                "command {id}: the stored result is not the effective one"
+            ));
+        }
+        if effective["command_id"] != view["id"] {
+            return Err(format!(
+                "command {id}: the result names another command: {effective}"
+            ));
+        }
+        Ok(effective.clone())
+    }
+
+    fn apps_named<'a>(state: &'a Value, name: &str) -> Vec<&'a Value> {
+        state["applications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| {
+                a["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .collect()
+    }
+
+    /// The folder path (`A/B`) of folder `id` in a dump's state.
+    fn folder_path(state: &Value, id: u64) -> String {
+        let folders = state["folders"].as_array().cloned().unwrap_or_default();
+        let mut names = Vec::new();
+        let mut current = id;
+        while current != 0 && names.len() < 64 {
+            match folders
+                .iter()
+                .find(|f| f["container_node_id"].as_u64() == Some(current))
+            {
+                Some(f) => {
+                    names.push(f["name"].as_str().unwrap_or("?").to_string());
+                    current = f["parent_container_node_id"].as_u64().unwrap_or(0);
+                }
+                None => break,
+            }
+        }
+        names.reverse();
+        names.join("/")
+    }
+
+    /// Checks that the site holds exactly one application per push, with one deployment type,
+    /// one distribution and one deployment, in its folder; and that the push's result (if `ok`)
+    /// agrees with the site.
+    pub fn check_push(dump: &Value, push: &ExpectedPush, result: &Value) -> Result<(), String> {
+        let state = &dump["state"];
+        let name = &push.name;
+        let apps = apps_named(state, name);
+        if apps.len() != 1 {
+            return Err(format!("{} applications named {name:?}, not 1", apps.len()));
+        }
+        let app = apps[0];
+        let ci_id = app["ci_id"].as_u64().unwrap_or(0);
+        let dts = app["deployment_types"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let dt_name = format!("{name}_DT");
+        if dts.len() != 1 || dts[0]["name"] != json!(dt_name) {
+            return Err(format!(
+                "{name:?}: deployment types {dts:?}, expected exactly {dt_name:?}"
+            ));
+        }
+        let of_app = |key: &str| -> Vec<Value> {
+            state[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| d["application_ci_id"].as_u64() == Some(ci_id))
+                .cloned()
+                .collect()
+        };
+        let deployments = of_app("deployments");
+        if deployments.len() != 1 || deployments[0]["collection_name"] != json!(COLLECTION) {
+            return Err(format!(
+                "{name:?}: deployments {deployments:?}, expected one to {COLLECTION:?}"
+            ));
+        }
+        let distributions = of_app("distributions");
+        if distributions.len() != 1 || distributions[0]["group_name"] != json!(DP_GROUP) {
+            return Err(format!(
+                "{name:?}: distributions {distributions:?}, expected one to {DP_GROUP:?}"
+            ));
+        }
+        let model = app["model_name"].as_str().unwrap_or_default();
+        let memberships: Vec<&Value> = state["memberships"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["instance_key"].as_str() == Some(model))
+            .collect();
+        let expected_folder = push
+            .folder
+            .strip_prefix("Applications")
+            .unwrap_or(&push.folder)
+            .trim_start_matches('/')
+            .to_string();
+        let actual_folder = match memberships.as_slice() {
+            [] => String::new(),
+            [m] => folder_path(state, m["container_node_id"].as_u64().unwrap_or(0)),
+            more => return Err(format!("{name:?} is in {} folders", more.len())),
+        };
+        if actual_folder != expected_folder {
+            return Err(format!(
+                "{name:?} is in folder {actual_folder:?}, expected {expected_folder:?}"
+            ));
+        }
+        if result["status"] == "ok" {
+            let p = &result["push"];
+            let expected_console = format!(
+                "DEM:\\Application{}",
+                expected_folder
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| format!("\\{s}"))
+                    .collect::<String>()
+            );
+            let checks = [
+                ("ci_id", p["ci_id"].as_u64() == Some(ci_id)),
+                ("model_name", p["model_name"].as_str() == Some(model)),
+                ("deployment_type", p["deployment_type"] == json!(dt_name)),
+                (
+                    "deployment_id",
+                    p["deployment_id"] == deployments[0]["assignment_unique_id"],
+                ),
+                ("folder", p["folder"] == json!(expected_console)),
+                (
+                    "distribution",
+                    p["distribution"]["succeeded"] == p["distribution"]["targeted"]
+                        && p["distribution"]["targeted"].as_u64().unwrap_or(0) > 0,
+                ),
+            ];
+            for (what, ok) in checks {
+                if !ok {
+                    return Err(format!(
+                        "{name:?}: the result's {what} disagrees with the site: {result}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the share folder of `push` holds exactly its package's files (names and
+    /// SHA-256).
+    pub fn check_share(share: &Path, push: &ExpectedPush) -> Result<(), String> {
+        let folder = share_folder(share, &push.name);
+        let actual = tree_digest(&folder)?;
+        let expected = zip_digest(&push.zip);
+        if actual != expected {
+            let missing: Vec<&String> = expected
+                .keys()
+                .filter(|k| !actual.contains_key(*k))
+                .collect();
+            let extra: Vec<&String> = actual
+                .keys()
+                .filter(|k| !expected.contains_key(*k))
+                .collect();
+            return Err(format!(
+                "{} does not hold exactly its package: missing {missing:?}, extra {extra:?}, or different bytes",
+                folder.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// What `share/incoming` holds besides the pushed folders and their manifests
+    /// (`.<name>.sccm-connector.json`): leftovers of interrupted unpacks.
+    pub fn share_leftovers(share: &Path, names: &[String]) -> Vec<String> {
+        let expected: BTreeSet<String> = names
+            .iter()
+            .flat_map(|n| [n.clone(), format!(".{n}.sccm-connector.json")])
+            .collect();
+        std::fs::read_dir(share.join("incoming"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !expected.contains(n))
+            .collect()
+    }
+
+    /// Counts the creating mutations of the site's effect log per object; returns the
+    /// duplicates (an object created twice, an application moved twice), and the number of
+    /// effects.
+    pub fn duplicate_effects(dump: &Value) -> (Vec<String>, usize) {
+        let effects = dump["state"]["effects"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for effect in &effects {
+            for change in effect["changes"].as_array().into_iter().flatten() {
+                let key = match change["kind"].as_str().unwrap_or("") {
+                    "application_created" => format!(
+                        "application {}",
+                        change["name"].as_str().unwrap_or("").to_lowercase()
+                    ),
+                    "deployment_type_added" => format!(
+                        "deployment type {} of {}",
+                        change["name"].as_str().unwrap_or("").to_lowercase(),
+                        change["application_ci_id"]
+                    ),
+                    "distribution_started" => format!(
+                        "distribution of {} to {}",
+                        change["package_id"], change["group_id"]
+                    ),
+                    "deployment_created" => format!(
+                        "deployment of {} to {}",
+                        change["application_ci_id"], change["collection_id"]
+                    ),
+                    "folder_created" => format!(
+                        "folder {} in {}",
+                        change["name"].as_str().unwrap_or("").to_lowercase(),
+                        change["parent_container_node_id"]
+                    ),
+                    "object_moved" => format!("move of {}", change["instance_key"]),
+                    _ => continue,
+                };
+                *seen.entry(key).or_default() += 1;
+            }
+        }
+        let duplicates = seen
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect();
+        (duplicates, effects.len())
+    }
+
+    /// What the journal says after the connector stopped.
+    #[derive(Debug, Default)]
+    pub struct JournalSummary {
+        pub records: u64,
+        pub jobs: usize,
+        /// Connector runs (`ConnectorStarted`).
+        pub runs: usize,
+        /// Attempts that were interrupted (the connector died during them).
+        pub interrupted: usize,
+        /// Attempts that failed, with their errors.
+        pub failures: Vec<String>,
+    }
+
+    /// Opens the journal of a stopped connector: the chain verifies; then the store folds with
+    /// no broken or quarantined job, every job finished, exactly one job per command in
+    /// `commands`, and no other job.
+    pub fn check_journal(
+        journal_dir: &Path,
+        commands: &[String],
+    ) -> Result<JournalSummary, String> {
+        let journal = journal::Journal::open(journal_dir, journal::Options::new())
+            .map_err(|e| format!("the journal does not open: {e}"))?;
+        let report = journal
+            .verify()
+            .map_err(|e| format!("the journal does not verify: {e}"))?;
+        journal
+            .close()
+            .map_err(|e| format!("the journal does not close: {e}"))?;
+        let store = Store::open(journal_dir, journal::Options::new())
+            .map_err(|e| format!("the store does not open: {e}"))?;
+        if !store.broken().is_empty() {
+            return Err(format!("broken jobs: {:?}", store.broken()));
+        }
+        let fleet = store.fleet();
+        let quarantined: Vec<String> = fleet.quarantined().map(|q| q.to_string()).collect();
+        if !quarantined.is_empty() {
+            return Err(format!("quarantined jobs: {quarantined:?}"));
+        }
+        let unfinished: Vec<String> = fleet
+            .jobs()
+            .filter(|j| !j.is_finished())
+            .map(|j| format!("{} ({:?}, {:?})", j.id(), j.command_id(), j.stage()))
+            .collect();
+        if !unfinished.is_empty() {
+            return Err(format!("unfinished jobs: {unfinished:?}"));
+        }
+        let mut per_command: BTreeMap<String, usize> = BTreeMap::new();
+        let mut summary = JournalSummary {
+            records: report.records,
+            runs: fleet.runs().len(),
+            ..JournalSummary::default()
+        };
+        for job in fleet.jobs() {
+            summary.jobs += 1;
+            *per_command
+                .entry(job.command_id().unwrap_or("(none)").to_string())
+                .or_default() += 1;
+            for step in job.steps() {
+                for attempt in &step.attempts {
+                    match &attempt.outcome {
+                        Some(replay::AttemptOutcome::Interrupted) => summary.interrupted += 1,
+                        Some(replay::AttemptOutcome::Failed { error, .. }) => summary
+                            .failures
+                            .push(format!("{}: {error}", step.step.name)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let expected: BTreeMap<String, usize> = commands.iter().map(|c| (c.clone(), 1)).collect();
+        if per_command != expected {
+            return Err(format!(
+                "jobs per command {per_command:?}, expected one job for each of {commands:?}"
+            ));
+        }
+        Ok(summary)
+    }
+}
