@@ -325,7 +325,8 @@ impl Journal {
     /// a commit writes it: the next [`Journal::commit`] by any thread writes
     /// everything queued, whatever sequence it was asked for.
     ///
-    /// Appends are serialized (the chain needs an order) but do no I/O.
+    /// Appends are serialized (the chain needs an order) but write nothing
+    /// (only the head of a job not seen recently is read from sled).
     /// Exception: an append that brings the queue to 256 records (or
     /// 1 MiB of stored bytes) commits it before returning, which bounds
     /// memory and batch size during long runs without commits.
