@@ -58,12 +58,18 @@ fn all_jobs() -> Vec<Uuid> {
     (0..WRITER_THREADS * JOBS_PER_THREAD).map(job_id).collect()
 }
 
-/// The deterministic payload of `(job, job_seq)`: 8 to 263 pseudo-random bytes.
+/// The deterministic payload of `(job, job_seq)`: 8 to 263 pseudo-random bytes, except every 16th
+/// record, which is 32 KiB to 160 KiB so that fragmented records (several sled values in one batch)
+/// are killed mid-write too.
 fn payload_for(job: Uuid, job_seq: u64) -> Vec<u8> {
     let folded = job.as_u128();
     let mut rng =
         Rng((folded as u64) ^ ((folded >> 64) as u64) ^ job_seq.wrapping_mul(0x1000_0001));
-    let len = 8 + rng.next_u64() % 256;
+    let len = if job_seq % 16 == 0 {
+        32 * 1024 + rng.next_u64() % (128 * 1024)
+    } else {
+        8 + rng.next_u64() % 256
+    };
     (0..len).map(|_| rng.next_u64().to_le_bytes()[0]).collect()
 }
 
@@ -180,6 +186,10 @@ fn check(dir: &Path, committed: &BTreeSet<u64>) -> Result<Recovered, String> {
             return Err(format!("record {}: wrong content", r.seq()));
         }
         expected += 1;
+    }
+    let blobs = std::fs::read_dir(dir.join("blobs")).map_or(0, Iterator::count);
+    if blobs != 0 {
+        return Err(format!("sled wrote {blobs} blob file(s), which it never fsyncs"));
     }
     if expected != head + 1 {
         return Err(format!(

@@ -24,6 +24,7 @@
 
 use crate::chain::Hash;
 use crate::error::{JournalError, Result};
+use crate::fragment;
 use crate::journal::Head;
 use crate::keys::{JobHeadValue, META_KEY, MetaValue, index_key, job_head_key, record_key};
 use crate::record::{Appended, NewRecord, Timestamp};
@@ -259,7 +260,11 @@ impl Drained {
         let mut jobs: HashMap<Uuid, JobHeadValue> = HashMap::new();
         let mut head = None;
         for r in self.records {
-            batch.insert(&record_key(r.seq)[..], r.stored);
+            let (value, continuations) = fragment::split(r.stored);
+            batch.insert(&record_key(r.seq)[..], value);
+            for (i, part) in (1u32..).zip(continuations) {
+                batch.insert(&fragment::fragment_key(r.seq, i)[..], part);
+            }
             batch.insert(&index_key(r.job, r.job_seq)[..], &r.seq.to_be_bytes()[..]);
             jobs.insert(
                 r.job,

@@ -7,6 +7,7 @@ use crate::append::Queue;
 use crate::chain::{GENESIS, HASH_LEN, Hash};
 use crate::commit::GroupCommit;
 use crate::error::{JournalError, Result};
+use crate::fragment;
 use crate::keys::{
     self, JobHeadValue, META_KEY, MetaValue, RECORD_TAG, index_key, index_prefix, job_head_key,
     record_key,
@@ -568,9 +569,11 @@ impl Journal {
             seq: 0,
             hash: GENESIS,
         };
+        let mut fragments = 0usize;
         for item in self.iter_from(1) {
             let r = item?;
             let seq = r.seq();
+            fragments += fragment::continuation_count(r.stored_value().len());
             let entry = jobs.entry(r.job()).or_insert(JobHeadValue {
                 last_job_seq: 0,
                 last_seq: 0,
@@ -666,6 +669,12 @@ impl Journal {
             return Err(inconsistent(format!(
                 "{index_entries} job index entries for {} records",
                 last.seq
+            )));
+        }
+        let stored_fragments = self.db.scan_prefix([fragment::FRAGMENT_TAG]).count();
+        if stored_fragments != fragments {
+            return Err(inconsistent(format!(
+                "{stored_fragments} record fragments stored, the records need {fragments}"
             )));
         }
         Ok(VerifyReport {
@@ -783,7 +792,8 @@ fn check_tail(db: &sled::Db) -> Result<Head> {
         });
     }
     let prev = prev_hash(db, seq)?;
-    let record = Record::decode_linked(seq, value.to_vec(), &prev)?;
+    let stored = fragment::assemble(db, seq, value.to_vec())?;
+    let record = Record::decode_linked(seq, stored, &prev)?;
     if record.hash() != meta.hash {
         return Err(JournalError::IndexMismatch {
             seq,
@@ -874,7 +884,9 @@ impl RecordIter {
                 found: Some(seq),
             }));
         }
-        let record = match Record::decode_linked(seq, v.to_vec(), &prev) {
+        let record = match fragment::assemble(&self.db, seq, v.to_vec())
+            .and_then(|stored| Record::decode_linked(seq, stored, &prev))
+        {
             Ok(r) => r,
             Err(e) => return Some(Err(e)),
         };
@@ -978,8 +990,9 @@ impl JobIter {
             }
             Ok(Some(v)) => v.to_vec(),
         };
-        let record = match prev_hash(&self.db, seq)
-            .and_then(|prev| Record::decode_linked(seq, stored, &prev))
+        let record = match fragment::assemble(&self.db, seq, stored)
+            .and_then(|stored| Ok((stored, prev_hash(&self.db, seq)?)))
+            .and_then(|(stored, prev)| Record::decode_linked(seq, stored, &prev))
         {
             Ok(r) => r,
             Err(e) => return Some(Err(e)),

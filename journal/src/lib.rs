@@ -93,6 +93,7 @@ mod chain;
 mod codec;
 mod commit;
 mod error;
+mod fragment;
 mod journal;
 mod keys;
 mod record;

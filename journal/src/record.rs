@@ -23,16 +23,16 @@ pub const FORMAT_VERSION: u16 = 1;
 /// Length of the format-version prefix.
 pub const VERSION_LEN: usize = 2;
 
-/// Largest payload [`crate::Journal::append`] accepts, in bytes.
+/// Largest payload [`crate::Journal::append`] accepts, in bytes (16 MiB).
 ///
 /// sled 0.34.7 moves any log message larger than a quarter of a segment into
 /// a separate `blobs/` file that it never fsyncs, and silently skips a
-/// missing blob during recovery. The journal therefore keeps every sled page
-/// inline in the log: with the journal's 4 MiB segments the threshold is
-/// ~1 MiB per page, sled splits a leaf once it holds more than 16 entries,
-/// and a leaf of 31 maximal records still fits. Callers with larger outputs
-/// split them across several records.
-pub const MAX_PAYLOAD_LEN: usize = 32 * 1024;
+/// missing blob during recovery. The journal therefore keeps every sled value
+/// small: a record longer than 32 KiB is stored as a head and 32 KiB
+/// fragments written in the same batch (see `fragment.rs`), invisible to
+/// readers. The limit only bounds what one record may cost in memory and in
+/// one batch.
+pub const MAX_PAYLOAD_LEN: usize = 16 * 1024 * 1024;
 
 /// Bytes a record occupies in its stored value besides its payload.
 pub const ENVELOPE_OVERHEAD: usize = VERSION_LEN + BODY_FIXED_LEN + HASH_LEN;

@@ -381,25 +381,133 @@ fn blob_files(dir: &Path) -> std::io::Result<usize> {
     }
 }
 
-/// sled never fsyncs blob files; the payload limit must keep every page
-/// (up to a full leaf of maximal records) inline in the log.
+/// sled never fsyncs blob files; the journal must keep every page inline in
+/// the log: records up to 32 KiB (a full leaf of them) as one value, larger
+/// ones as 32 KiB fragments.
 #[test]
-fn maximal_payloads_never_spill_into_blob_files() -> TestResult {
+fn large_payloads_never_spill_into_blob_files() -> TestResult {
     let dir = tempfile::tempdir()?;
     let j = Journal::open(dir.path(), Options::new())?;
-    let big: Vec<u8> = (0..MAX_PAYLOAD_LEN).map(|i| (i % 251) as u8).collect();
+    let inline: Vec<u8> = (0..32 * 1024).map(|i| (i % 251) as u8).collect();
     for i in 0..300u64 {
-        j.append(job(u128::from(i % 3)), Timestamp(0), 0, &big)?;
+        j.append(job(u128::from(i % 3)), Timestamp(0), 0, &inline)?;
+    }
+    let huge: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 239) as u8).collect();
+    for i in 0..3u128 {
+        j.append(job(i), Timestamp(0), 0, &huge)?;
     }
     j.commit_all()?;
     assert_eq!(blob_files(dir.path())?, 0, "sled wrote blob files");
     drop(j);
     let j = Journal::open(dir.path(), Options::new())?;
-    assert_eq!(j.verify()?.records, 300);
+    assert_eq!(j.verify()?.records, 303);
     // The detector works: a value beyond the threshold does spill.
     j.raw_db().insert(b"x-probe", vec![1u8; SEGMENT_SIZE / 2])?;
     j.raw_db().flush()?;
     assert!(blob_files(dir.path())? > 0, "probe did not create a blob");
+    Ok(())
+}
+
+fn patterned(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| u8::try_from(i % 253).unwrap_or(0) ^ salt)
+        .collect()
+}
+
+/// Records above 32 KiB are stored in fragments, which every reader joins:
+/// iteration, per-job iteration, the tail check at open (the last record is
+/// fragmented) and verify.
+#[test]
+fn fragmented_records_read_back_exactly() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let sizes = [
+        32 * 1024,
+        32 * 1024 + 1,
+        64 * 1024,
+        100_000,
+        1024 * 1024 + 7,
+        3,
+        2 * 1024 * 1024,
+    ];
+    {
+        let j = Journal::open(dir.path(), Options::new())?;
+        for (i, len) in sizes.iter().enumerate() {
+            let salt = u8::try_from(i)?;
+            j.append(job(u128::from(salt % 2)), Timestamp(0), 1, &patterned(*len, salt))?;
+        }
+        j.commit_all()?;
+    }
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(j.head().seq, 7);
+    let read: Vec<Vec<u8>> = j
+        .iter_from(1)
+        .map(|r| r.map(Record::into_payload))
+        .collect::<Result<_>>()?;
+    let expected: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, len)| patterned(*len, u8::try_from(i).unwrap_or(0)))
+        .collect();
+    assert_eq!(read, expected);
+    let job1: Vec<usize> = j
+        .iter_job(job(1))
+        .map(|r| r.map(|r| r.payload().len()))
+        .collect::<Result<_>>()?;
+    assert_eq!(job1, [sizes[1], sizes[3], sizes[5]]);
+    assert_eq!(j.verify()?.records, 7);
+    Ok(())
+}
+
+fn fragment_keys(j: &Journal) -> Result<Vec<sled::IVec>> {
+    j.raw_db()
+        .scan_prefix([crate::fragment::FRAGMENT_TAG])
+        .keys()
+        .map(|k| k.map_err(JournalError::from))
+        .collect()
+}
+
+#[test]
+fn a_tampered_or_missing_fragment_names_its_record() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    j.append(job(0), Timestamp(0), 1, b"small")?;
+    j.append(job(0), Timestamp(0), 1, &patterned(200_000, 1))?;
+    j.append(job(0), Timestamp(0), 1, b"after")?;
+    j.commit_all()?;
+    let keys = fragment_keys(&j)?;
+    assert_eq!(keys.len(), 6, "200 000 bytes: a head and 6 fragments");
+
+    // One flipped byte in the middle of a fragment breaks the chain there.
+    let original = j.raw_db().get(&keys[2])?.ok_or("fragment")?;
+    let mut flipped = original.to_vec();
+    flipped[100] ^= 0x40;
+    j.raw_db().insert(&keys[2], flipped)?;
+    assert!(matches!(
+        j.verify(),
+        Err(JournalError::HashMismatch { seq: 2, .. })
+    ));
+    assert!(matches!(
+        j.iter_job(job(0)).nth(1),
+        Some(Err(JournalError::HashMismatch { seq: 2, .. }))
+    ));
+
+    // A missing fragment is a corrupt record 2.
+    j.raw_db().remove(&keys[2])?;
+    let err = j.verify().err().ok_or("verify passed")?;
+    assert!(
+        matches!(&err, JournalError::CorruptRecord { seq: 2, reason } if reason.contains("fragment 3 of 6 is missing")),
+        "{err}"
+    );
+
+    // Restored, plus a stray fragment nobody needs: bookkeeping is inconsistent.
+    j.raw_db().insert(&keys[2], original)?;
+    assert_eq!(j.verify()?.records, 3);
+    j.raw_db()
+        .insert(crate::fragment::fragment_key(3, 1), vec![0u8; 10])?;
+    assert!(matches!(
+        j.verify(),
+        Err(JournalError::Inconsistent { .. })
+    ));
     Ok(())
 }
 
@@ -616,8 +724,8 @@ fn a_full_queue_is_committed_by_the_append() -> TestResult {
     assert_eq!(j.durable_seq(), n);
     assert_eq!(j.stats().flushes, 1);
     assert_eq!(j.iter_from(1).count(), usize::try_from(n)?);
-    // Bytes count too: 32 maximal payloads exceed 1 MiB.
-    let big = vec![5u8; MAX_PAYLOAD_LEN];
+    // Bytes count too: 32 payloads of 32 KiB exceed 1 MiB.
+    let big = vec![5u8; 32 * 1024];
     for _ in 0..32 {
         j.append(job(1), Timestamp(0), 1, &big)?;
     }
