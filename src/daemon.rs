@@ -10,10 +10,11 @@
 //! running steps finish or time out, journal `ConnectorStopped`, and return; everything left is
 //! resumed by the next start.
 
-use crate::command::peek;
+use crate::command::{MAX_COMMAND_BYTES, peek};
 use crate::config::Config;
 use crate::engine::driver::{DriveError, Services, drive, now};
 use crate::engine::planner::PlanContext;
+use crate::engine::spool;
 use crate::engine::store::{Store, StoreError};
 use crate::portal::client::PortalClient;
 use replay::{Event, JobId};
@@ -40,8 +41,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
         .await
         .map_err(|e| DaemonError::Portal(format!("the journal task failed: {e}")))??;
-    for (job, why) in store.broken() {
+    let broken = store.broken();
+    for (job, why) in &broken {
         tracing::error!(%job, "job left alone: {why}");
+    }
+    let swept = spool::sweep(
+        &config.spool_dir,
+        config.powershell.scratch_dir.as_deref(),
+        |job| {
+            broken.iter().any(|(b, _)| *b == job)
+                || store.job(job).is_some_and(|j| !j.is_finished())
+        },
+    );
+    if !swept.job_dirs.is_empty() || !swept.script_dirs.is_empty() {
+        tracing::info!(
+            job_folders = swept.job_dirs.len(),
+            script_folders = swept.script_dirs.len(),
+            "removed what finished jobs and interrupted steps left in the spool"
+        );
+    }
+    for (path, why) in &swept.failures {
+        tracing::warn!(path = %path.display(), "cannot remove a spool leftover: {why}");
     }
     let portal =
         PortalClient::new(&config.portal).map_err(|e| DaemonError::Portal(e.to_string()))?;
@@ -137,8 +157,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             spawn(&mut tasks, id);
         }
         while let Some(done) = tasks.try_join_next() {
-            if let Ok(Err(DriveError::Store(StoreError::Journal(e)))) = done {
-                fatal = Some(DaemonError::Store(StoreError::Journal(e)));
+            // A journal failure is fatal (the journal poisons itself), except one record too
+            // large: that job's driver stopped; its interrupted step is retried and abandoned
+            // within the plan's budget while every other job goes on.
+            match done {
+                Ok(Err(DriveError::Store(StoreError::Journal(
+                    journal::JournalError::PayloadTooLarge { .. },
+                )))) => {}
+                Ok(Err(DriveError::Store(StoreError::Journal(e)))) => {
+                    fatal = Some(DaemonError::Store(StoreError::Journal(e)));
+                }
+                _ => {}
             }
         }
         if fatal.is_some() {
@@ -187,6 +216,16 @@ async fn receive(services: &Services, raw: Vec<u8>) -> Result<Option<JobId>, Dae
     }
     let id = JobId(uuid::Uuid::new_v4());
     tracing::info!(job = %id, command = peeked.command_id.as_deref().unwrap_or("(no id)"), kind = ?peeked.kind, "command received");
+    // An oversized command is journaled as its first MAX_COMMAND_BYTES and rejected at once,
+    // naming its real size (the planner would reject it too, but could only see the prefix).
+    let oversized = (raw.len() > MAX_COMMAND_BYTES).then(|| {
+        format!(
+            "(command): is {} bytes; a command may have at most {MAX_COMMAND_BYTES} (only its first {MAX_COMMAND_BYTES} bytes are journaled)",
+            raw.len()
+        )
+    });
+    let mut raw = raw;
+    raw.truncate(MAX_COMMAND_BYTES);
     record(
         &services.store,
         id,
@@ -197,5 +236,9 @@ async fn receive(services: &Services, raw: Vec<u8>) -> Result<Option<JobId>, Dae
         },
     )
     .await?;
+    if let Some(reason) = oversized {
+        tracing::warn!(job = %id, "{reason}");
+        record(&services.store, id, Event::CommandRejected { reason }).await?;
+    }
     Ok(Some(id))
 }

@@ -17,25 +17,37 @@ fn init_logging() {
         .try_init();
 }
 
-/// Resolves on Ctrl-C, and on SIGTERM where there is one.
-async fn shutdown_signal() {
+/// Installs the stop signals' handlers at once (Ctrl-C, and SIGTERM where there is one) and
+/// returns the future that resolves when one arrives. Installed before the daemon opens its
+/// journal, so a stop asked for during start-up is a clean stop, not the signal's default death.
+fn install_shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    #[cfg(windows)]
+    {
+        let mut ctrl_c = tokio::signal::windows::ctrl_c()?;
+        let mut ctrl_break = tokio::signal::windows::ctrl_break()?;
+        let mut close = tokio::signal::windows::ctrl_close()?;
+        let mut shutdown = tokio::signal::windows::ctrl_shutdown()?;
+        Ok(async move {
+            tokio::select! {
+                _ = ctrl_c.recv() => {}
+                _ = ctrl_break.recv() => {}
+                _ = close.recv() => {}
+                _ = shutdown.recv() => {}
+            }
+        })
+    }
 }
 
 fn demo(dir: Option<std::path::PathBuf>) -> ExitCode {
@@ -100,7 +112,14 @@ fn run(config: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(sccm_connector::daemon::run(config, shutdown_signal())) {
+    let outcome = runtime.block_on(async {
+        let shutdown = install_shutdown_signal()
+            .map_err(|e| format!("cannot install the stop signal handlers: {e}"))?;
+        sccm_connector::daemon::run(config, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -65,7 +65,7 @@ fn payload_for(job: Uuid, job_seq: u64) -> Vec<u8> {
     let folded = job.as_u128();
     let mut rng =
         Rng((folded as u64) ^ ((folded >> 64) as u64) ^ job_seq.wrapping_mul(0x1000_0001));
-    let len = if job_seq % 16 == 0 {
+    let len = if job_seq.is_multiple_of(16) {
         32 * 1024 + rng.next_u64() % (128 * 1024)
     } else {
         8 + rng.next_u64() % 256
@@ -189,7 +189,9 @@ fn check(dir: &Path, committed: &BTreeSet<u64>) -> Result<Recovered, String> {
     }
     let blobs = std::fs::read_dir(dir.join("blobs")).map_or(0, Iterator::count);
     if blobs != 0 {
-        return Err(format!("sled wrote {blobs} blob file(s), which it never fsyncs"));
+        return Err(format!(
+            "sled wrote {blobs} blob file(s), which it never fsyncs"
+        ));
     }
     if expected != head + 1 {
         return Err(format!(

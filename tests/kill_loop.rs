@@ -979,16 +979,17 @@ fn verify(world: &World) -> Result<Verified, String> {
             "\nkill loop: NOTE commands never acknowledged: {unacked:?}"
         ));
     }
+    // The daemon sweeps what killed runs left (finished jobs' folders, killed runners' script
+    // folders) when it starts; the final run is stopped cleanly, so nothing may remain.
     if !spool_left.is_empty() {
-        extra.push_str(&format!(
-            "\nkill loop: NOTE spool folders of finished jobs left behind: {}",
-            spool_left.len()
+        return Err(format!(
+            "spool folders left behind after the final clean run: {spool_left:?}"
         ));
     }
     let scripts_left = std::fs::read_dir(setup.spool().join("scripts")).map_or(0, |d| d.count());
     if scripts_left > 0 {
-        extra.push_str(&format!(
-            "\nkill loop: NOTE private script folders of killed runners left behind: {scripts_left}"
+        return Err(format!(
+            "{scripts_left} private script folders left behind after the final clean run"
         ));
     }
     Ok(Verified {

@@ -191,6 +191,16 @@ pub struct Deployment {
     pub time_base: TimeBase,
 }
 
+/// The most applications one import reads. Each one is a step of the import's metadata phase
+/// (≈ 2 KB of script in the journaled plan); the cap keeps a phase's plan a few MB. An import
+/// naming more is rejected; an import of "every application" on a larger site reads the first
+/// ones in inventory order and reports the rest as not read (send another import naming them).
+pub const MAX_IMPORT_APPLICATIONS: usize = 4000;
+
+/// The largest command the connector accepts, in bytes. Real commands are a few KB (the largest
+/// field, a detection script, is capped at 32 KB); anything beyond this is refused unread.
+pub const MAX_COMMAND_BYTES: usize = 1024 * 1024;
+
 /// Read applications (and their sources) out of the site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Import {
@@ -228,6 +238,15 @@ pub fn peek(raw: &[u8]) -> Peek {
 
 /// Validates a protocol-v1 command.
 pub fn parse(raw: &[u8], limits: &Limits) -> Result<Command, Rejection> {
+    if raw.len() > MAX_COMMAND_BYTES {
+        return Err(reject(
+            "(command)",
+            format!(
+                "is {} bytes; a command may have at most {MAX_COMMAND_BYTES}",
+                raw.len()
+            ),
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let dto: CommandDto = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -271,9 +290,17 @@ pub fn parse(raw: &[u8], limits: &Limits) -> Result<Command, Rejection> {
             })))
         }
         "import" => {
-            let applications = dto
-                .applications
-                .unwrap_or_default()
+            let applications = dto.applications.unwrap_or_default();
+            if applications.len() > MAX_IMPORT_APPLICATIONS {
+                return Err(reject(
+                    "applications",
+                    format!(
+                        "names {} applications; one import reads at most {MAX_IMPORT_APPLICATIONS}",
+                        applications.len()
+                    ),
+                ));
+            }
+            let applications = applications
                 .into_iter()
                 .enumerate()
                 .map(|(i, name)| fields::name(&format!("applications[{i}]"), name, 256))

@@ -314,6 +314,32 @@ fn each_bad_field_is_named() {
 }
 
 #[test]
+fn too_many_applications_or_bytes_are_rejected() {
+    let names: Vec<String> = (0..=MAX_IMPORT_APPLICATIONS)
+        .map(|i| format!("App {i}"))
+        .collect();
+    check(
+        mutate(seed(IMPORT), "applications", Some(json!(names))),
+        "applications",
+        "names 4001 applications; one import reads at most 4000",
+    );
+    let exactly = &names[..MAX_IMPORT_APPLICATIONS];
+    let command = mutate(seed(IMPORT), "applications", Some(json!(exactly)));
+    assert!(parse(command.to_string().as_bytes(), &Limits::default()).is_ok());
+
+    let mut huge = seed(IMPORT);
+    huge["padding"] = json!(" ".repeat(MAX_COMMAND_BYTES));
+    let rejection = parse(huge.to_string().as_bytes(), &Limits::default()).expect_err("too large");
+    assert_eq!(rejection.field, "(command)");
+    assert!(
+        rejection
+            .reason
+            .contains("a command may have at most 1048576"),
+        "{rejection}"
+    );
+}
+
+#[test]
 fn garbage_is_rejected_not_panicked_on() {
     for raw in [
         &b""[..],

@@ -114,14 +114,28 @@ impl Driver {
 
     async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), DriveError> {
         loop {
-            if *stop.borrow() {
-                return Ok(());
-            }
             let job = self.job()?;
             let actions = job.next_actions(now());
             if actions.is_empty() {
                 return Ok(());
             }
+            // Stopping: nothing new is started, but a job whose result is settled is closed
+            // (composing and finishing only journal), so a clean stop leaves no loose ends.
+            let actions = if *stop.borrow() {
+                let closing: Vec<Action> = actions
+                    .into_iter()
+                    .filter(|a| !matches!(a, Action::Ack))
+                    .collect();
+                let only_closing = closing
+                    .iter()
+                    .all(|a| matches!(a, Action::ComposeResult { .. } | Action::Finish { .. }));
+                if closing.is_empty() || !only_closing {
+                    return Ok(());
+                }
+                closing
+            } else {
+                actions
+            };
             for action in actions {
                 match action {
                     Action::Ack => self.ack(&job).await?,
@@ -161,7 +175,7 @@ impl Driver {
     }
 
     fn spool(&self) -> PathBuf {
-        self.services.config.spool_dir.join(self.id.to_string())
+        super::spool::job_dir(&self.services.config.spool_dir, self.id)
     }
 
     async fn perform(&mut self, job: &Job, action: Action) -> Result<(), DriveError> {

@@ -5,13 +5,15 @@
 //! - `interpret`: a script run → the outcome event to journal;
 //! - `result`: a concluded job → its one result document;
 //! - `outputs`: reading journaled step outputs back;
-//! - `store`: the journal and the folded jobs, kept in step (check, commit, apply).
+//! - `store`: the journal and the folded jobs, kept in step (check, commit, apply);
+//! - `spool`: the jobs' working folders and their start-up sweep.
 
 pub mod driver;
 pub mod interpret;
 pub mod outputs;
 pub mod planner;
 pub mod result;
+pub mod spool;
 pub mod store;
 
 #[cfg(test)]

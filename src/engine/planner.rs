@@ -137,8 +137,15 @@ pub struct Found {
     pub ci_id: u32,
 }
 
-/// The applications of the inventory that the command asked for, in inventory order.
-pub fn selected_applications(job: &Job, i: &Import) -> Vec<Found> {
+/// The applications of the inventory that the command asked for, in inventory order, and those
+/// of them beyond [`command::MAX_IMPORT_APPLICATIONS`] (not read by this import).
+pub fn selected_applications(job: &Job, i: &Import) -> (Vec<Found>, Vec<Found>) {
+    let mut selected = wanted_applications(job, i);
+    let beyond = selected.split_off(selected.len().min(command::MAX_IMPORT_APPLICATIONS));
+    (selected, beyond)
+}
+
+fn wanted_applications(job: &Job, i: &Import) -> Vec<Found> {
     let Some(inventory) = step_output(job, names::LIST_APPLICATIONS) else {
         return Vec::new();
     };
@@ -156,6 +163,7 @@ pub fn selected_applications(job: &Job, i: &Import) -> Vec<Found> {
 
 fn plan_metadata(job: &Job, i: &Import, ctx: &PlanContext) -> Vec<Step> {
     selected_applications(job, i)
+        .0
         .into_iter()
         .filter_map(|found| {
             let script = import::read_metadata(i, &ctx.access, &found.name, found.ci_id).ok()?;

@@ -112,7 +112,7 @@ fn import_result(job: &Job, i: &command::Import) -> Value {
         .into_iter()
         .filter_map(|a| Some((number(a, "CI_ID")?, text(a, "ModelName")?)))
         .collect();
-    let selected = super::planner::selected_applications(job, i);
+    let (selected, beyond) = super::planner::selected_applications(job, i);
     let applications: Vec<Value> = selected
         .iter()
         .map(|found| {
@@ -145,11 +145,25 @@ fn import_result(job: &Job, i: &command::Import) -> Value {
                 "error": if errors.is_empty() { Value::Null } else { json!(errors.join("; ")) },
             })
         })
+        .chain(beyond.iter().map(|skipped| {
+            json!({
+                "name": skipped.name,
+                "error": format!(
+                    "not read: one import reads at most {} applications; send another import naming this one",
+                    command::MAX_IMPORT_APPLICATIONS
+                ),
+            })
+        }))
         .collect();
     let not_found: Vec<&String> = i
         .applications
         .iter()
-        .filter(|wanted| !selected.iter().any(|f| f.name.eq_ignore_ascii_case(wanted)))
+        .filter(|wanted| {
+            !selected
+                .iter()
+                .chain(&beyond)
+                .any(|f| f.name.eq_ignore_ascii_case(wanted))
+        })
         .collect();
     json!({ "folders": folder_list, "applications": applications, "not_found": not_found })
 }

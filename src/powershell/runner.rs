@@ -29,6 +29,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufRead
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Mutex;
 
+/// Prefix of the private directory each runner writes its scripts into (swept at daemon start).
+pub const SCRIPT_DIR_PREFIX: &str = "sccm-connector-scripts-";
+
 /// At most this much of a step's stdout or stderr is kept in memory.
 const OUTPUT_CAP: usize = 8 << 20;
 
@@ -263,7 +266,7 @@ impl Runner {
     /// A runner with its own private script directory.
     pub fn new(config: PowerShellConfig) -> Result<Runner, RunError> {
         let mut builder = tempfile::Builder::new();
-        builder.prefix("sccm-connector-scripts-");
+        builder.prefix(SCRIPT_DIR_PREFIX);
         let scratch = match &config.scratch_dir {
             Some(dir) => std::fs::create_dir_all(dir).and_then(|()| builder.tempdir_in(dir)),
             None => builder.tempdir(),

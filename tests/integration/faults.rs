@@ -625,3 +625,86 @@ async fn a_host_crashing_after_its_effect_creates_nothing_twice() {
         "the retry found the application the crashed host created"
     );
 }
+
+// ------------------------------------------------------------------ scale --
+
+/// An import of every application of a site of 40, each with a 2 KB description (so the plan of
+/// its metadata phase, the SDMPackageXML outputs and the result are each far above 32 KiB, the
+/// journal's largest unfragmented record): one ok result listing all 40 with their metadata and
+/// uploaded sources, and a journal that verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_of_forty_applications_journals_large_plans_and_outputs() {
+    const APPS: usize = 40;
+    let mut case = Case::new().await;
+    let description = "Packaged for the whole estate. ".repeat(80);
+    let applications: Vec<Value> = (0..APPS)
+        .map(|i| {
+            json!({
+                "name": format!("Contoso Tool {i:02}"),
+                "publisher": "Contoso",
+                "version": format!("1.{i}"),
+                "description": &description[..2000],
+                "folder": format!("Applications/Scale/{}", i % 4),
+                "deployment_types": [{
+                    "name": format!("Contoso Tool {i:02}_DT"),
+                    "content_location": format!("{}\\apps\\tool{i:02}", e2e::SHARE_ROOT),
+                    "files": {"setup.msi": format!("MSI {i} ").repeat(500), "Files/readme.txt": "hello"},
+                    "install_command": "msiexec /i setup.msi /qn",
+                }],
+            })
+        })
+        .collect();
+    let seed_file = case.dir.path().join("seed.json");
+    std::fs::write(
+        &seed_file,
+        json!({"applications": applications}).to_string(),
+    )
+    .expect("the seed file");
+    let site = case.setup.site.display().to_string();
+    let seeded = crate::support::connector(&[
+        "sim",
+        "site",
+        "--site",
+        &site,
+        "seed",
+        seed_file.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        seeded.status.success(),
+        "seed: {}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    case.import(&[]).await;
+    let results = case.run().await;
+    assert_ok(&results[0]);
+    let apps = results[0]["import"]["applications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(apps.len(), APPS, "{}", results[0]);
+    for app in &apps {
+        assert!(app["error"].is_null(), "{app}");
+        assert!(app["metadata"]["version"].is_string(), "{app}");
+        assert!(app["upload_id"].is_string(), "{app}");
+    }
+    case.verify().await;
+}
+
+/// A command larger than the connector accepts is journaled (its first MiB) and rejected with
+/// its real size: one `rejected` result, nothing run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_command_is_rejected_naming_its_size() {
+    let mut case = Case::new().await;
+    let mut command = e2e::import_command("import-huge", &[], true);
+    command["padding"] = json!("x".repeat(1_500_000));
+    case.portal.add_command(&command.to_string()).await;
+    case.commands.push("import-huge".into());
+    let results = case.run().await;
+    assert_eq!(results[0]["status"], "rejected", "{}", results[0]);
+    let error = results[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("is 1500") && error.contains("at most 1048576"),
+        "{error}"
+    );
+    case.verify().await;
+}
