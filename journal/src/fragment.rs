@@ -81,7 +81,10 @@ fn declared_len(value: &[u8]) -> Option<usize> {
     if version != FORMAT_VERSION {
         return None;
     }
-    let field: [u8; 8] = value.get(PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 8)?.try_into().ok()?;
+    let field: [u8; 8] = value
+        .get(PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 8)?
+        .try_into()
+        .ok()?;
     let payload = usize::try_from(u64::from_be_bytes(field)).ok()?;
     payload.checked_add(ENVELOPE_OVERHEAD)
 }

@@ -433,7 +433,12 @@ fn fragmented_records_read_back_exactly() -> TestResult {
         let j = Journal::open(dir.path(), Options::new())?;
         for (i, len) in sizes.iter().enumerate() {
             let salt = u8::try_from(i)?;
-            j.append(job(u128::from(salt % 2)), Timestamp(0), 1, &patterned(*len, salt))?;
+            j.append(
+                job(u128::from(salt % 2)),
+                Timestamp(0),
+                1,
+                &patterned(*len, salt),
+            )?;
         }
         j.commit_all()?;
     }
@@ -504,10 +509,7 @@ fn a_tampered_or_missing_fragment_names_its_record() -> TestResult {
     assert_eq!(j.verify()?.records, 3);
     j.raw_db()
         .insert(crate::fragment::fragment_key(3, 1), vec![0u8; 10])?;
-    assert!(matches!(
-        j.verify(),
-        Err(JournalError::Inconsistent { .. })
-    ));
+    assert!(matches!(j.verify(), Err(JournalError::Inconsistent { .. })));
     Ok(())
 }
 
