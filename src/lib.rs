@@ -10,6 +10,7 @@
 //! - `daemon`: `sccm-connector run` — resume, poll, drive jobs, shut down cleanly.
 //! - `demo`: `sccm-connector demo` — the whole product end to end against the simulators.
 //! - `engine`: driving jobs, planning phases, interpreting step runs, composing results.
+//! - `inspect`: a read-only view of a journal (a private copy) for the operator and audit commands.
 //! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
 //! - `package`: unpacking a package into its share folder safely and recognisably.
 //! - `plan`: `sccm-connector plan` — a command's scripts, rendered, nothing run.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod inspect;
 pub mod package;
 pub mod plan;
 pub mod portal;

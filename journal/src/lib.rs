@@ -97,6 +97,7 @@ mod fragment;
 mod journal;
 mod keys;
 mod record;
+mod snapshot;
 
 pub use chain::{GENESIS, HASH_LEN, Hash, chain_of, link};
 pub use codec::{BODY_FIXED_LEN, CodecError, PAYLOAD_DECODE_LIMIT, decode_payload, encode_payload};
@@ -108,6 +109,7 @@ pub use journal::{
 pub use record::{
     Appended, ENVELOPE_OVERHEAD, FORMAT_VERSION, MAX_PAYLOAD_LEN, Record, Timestamp, VERSION_LEN,
 };
+pub use snapshot::copy_for_reading;
 
 /// Compile-time proof that the journal can be shared across threads.
 const _: () = {
