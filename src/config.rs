@@ -307,7 +307,10 @@ impl Config {
             .validate()
             .map_err(|(field, reason)| invalid(field, reason))?;
         let metrics = match &file.metrics {
-            Some(m) => Some(m.address().map_err(|reason| invalid("metrics.listen", reason))?),
+            Some(m) => Some(
+                m.address()
+                    .map_err(|reason| invalid("metrics.listen", reason))?,
+            ),
             None => None,
         };
         let l = &file.limits;

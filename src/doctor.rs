@@ -181,7 +181,11 @@ pub async fn run(path: &Path, site: &SiteOptions) -> Report {
         tokio::task::spawn_blocking(move || journal_check(&dir))
             .await
             .unwrap_or_else(|e| {
-                Check::fail(names::JOURNAL, format!("the check failed: {e}"), "report this")
+                Check::fail(
+                    names::JOURNAL,
+                    format!("the check failed: {e}"),
+                    "report this",
+                )
             }),
     );
     report.checks.extend(portal_checks(&config).await);
@@ -321,10 +325,7 @@ async fn portal_checks(config: &Config) -> Vec<Check> {
             ),
         ],
         Err(e @ (PortalError::Tls { .. } | PortalError::PinMismatch { .. })) => vec![
-            Check::pass(
-                names::PORTAL,
-                format!("{url} accepted a connection{via}"),
-            ),
+            Check::pass(names::PORTAL, format!("{url} accepted a connection{via}")),
             Check::fail(
                 names::TLS,
                 e.to_string(),

@@ -188,7 +188,10 @@ impl Snapshot {
             for step in job.steps() {
                 for attempt in &step.attempts {
                     if let Some(end) = attempt.ended_at {
-                        let ms = end.millis().saturating_sub(attempt.started_at.millis()).max(0);
+                        let ms = end
+                            .millis()
+                            .saturating_sub(attempt.started_at.millis())
+                            .max(0);
                         snapshot
                             .steps
                             .entry(step.step.name.clone())
@@ -410,7 +413,9 @@ mod tests {
         assert!(text.contains(
             "sccm_connector_step_duration_seconds_bucket{step=\"ensure-\\\"app\\\"\",le=\"60\"} 2\n"
         ));
-        assert!(text.contains("sccm_connector_step_duration_seconds_sum{step=\"ensure-\\\"app\\\"\"} 20.25\n"));
+        assert!(text.contains(
+            "sccm_connector_step_duration_seconds_sum{step=\"ensure-\\\"app\\\"\"} 20.25\n"
+        ));
         assert!(text.contains("sccm_connector_poll_errors_total 1\n"));
         assert!(text.contains("sccm_connector_last_poll_timestamp_seconds 1.5\n"));
         assert!(text.ends_with("sccm_connector_journal_size_bytes 4096\n"));

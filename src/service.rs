@@ -12,14 +12,15 @@ use std::path::{Path, PathBuf};
 /// The service's name.
 pub const SERVICE_NAME: &str = "sccm-connector";
 pub const DISPLAY_NAME: &str = "SCCM Connector";
-pub const DESCRIPTION: &str =
-    "Polls the packaging portal and drives ConfigMgr through PowerShell; resumes its jobs from its journal.";
+pub const DESCRIPTION: &str = "Polls the packaging portal and drives ConfigMgr through PowerShell; resumes its jobs from its journal.";
 
 /// What to do with the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Create the service for `config` (an absolute path is stored).
-    Install { config: PathBuf },
+    Install {
+        config: PathBuf,
+    },
     Uninstall,
     Start,
     Stop,
@@ -35,7 +36,10 @@ pub enum ServiceError {
     #[error("the configuration file {path} cannot be used: {reason}")]
     Config { path: String, reason: String },
     #[error("{action}: {detail}")]
-    Windows { action: &'static str, detail: String },
+    Windows {
+        action: &'static str,
+        detail: String,
+    },
 }
 
 /// The configuration path as the service will see it: absolute, and existing.
@@ -125,9 +129,8 @@ mod windows {
                     account_name: None,
                     account_password: None,
                 };
-                let manager = manager(
-                    ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
-                )?;
+                let manager =
+                    manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
                 let service = manager
                     .create_service(&info, ServiceAccess::CHANGE_CONFIG)
                     .map_err(err("cannot create the service"))?;
@@ -174,7 +177,10 @@ mod windows {
             Action::Stop => {
                 let manager = manager(ServiceManagerAccess::CONNECT)?;
                 let service = manager
-                    .open_service(SERVICE_NAME, ServiceAccess::STOP | ServiceAccess::QUERY_STATUS)
+                    .open_service(
+                        SERVICE_NAME,
+                        ServiceAccess::STOP | ServiceAccess::QUERY_STATUS,
+                    )
                     .map_err(err("cannot open the service"))?;
                 service.stop().map_err(err("cannot stop the service"))?;
                 // Running steps finish first: wait for Stopped, up to the SCM's own patience.
@@ -247,7 +253,12 @@ mod windows {
                 1
             }
         };
-        report(ServiceState::Stopped, ServiceControlAccept::empty(), code, 0);
+        report(
+            ServiceState::Stopped,
+            ServiceControlAccept::empty(),
+            code,
+            0,
+        );
     }
 
     fn run_daemon(stop: &mut tokio::sync::watch::Receiver<bool>) -> Result<(), String> {

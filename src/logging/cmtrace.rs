@@ -68,7 +68,12 @@ pub fn time_and_date(at: OffsetDateTime) -> (String, String) {
         at.millisecond(),
         bias.unsigned_abs()
     );
-    let date = format!("{:02}-{:02}-{:04}", u8::from(at.month()), at.day(), at.year());
+    let date = format!(
+        "{:02}-{:02}-{:04}",
+        u8::from(at.month()),
+        at.day(),
+        at.year()
+    );
     (time, date)
 }
 
@@ -181,10 +186,7 @@ mod tests {
     struct Buffer(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .write(buf)
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
@@ -208,10 +210,26 @@ mod tests {
     #[test]
     fn the_bias_is_minutes_west_of_utc() {
         let cases = [
-            (datetime!(2026-01-15 09:05:03.042 -08:00), "09:05:03.042+480", "01-15-2026"),
-            (datetime!(2026-07-04 23:59:59.999 +01:00), "23:59:59.999-060", "07-04-2026"),
-            (datetime!(2026-12-31 00:00:00 UTC), "00:00:00.000+000", "12-31-2026"),
-            (datetime!(2026-03-01 12:00:00 +05:30), "12:00:00.000-330", "03-01-2026"),
+            (
+                datetime!(2026-01-15 09:05:03.042 -08:00),
+                "09:05:03.042+480",
+                "01-15-2026",
+            ),
+            (
+                datetime!(2026-07-04 23:59:59.999 +01:00),
+                "23:59:59.999-060",
+                "07-04-2026",
+            ),
+            (
+                datetime!(2026-12-31 00:00:00 UTC),
+                "00:00:00.000+000",
+                "12-31-2026",
+            ),
+            (
+                datetime!(2026-03-01 12:00:00 +05:30),
+                "12:00:00.000-330",
+                "03-01-2026",
+            ),
         ];
         for (at, time, date) in cases {
             assert_eq!(time_and_date(at), (time.to_string(), date.to_string()));
@@ -266,7 +284,10 @@ mod tests {
         assert!(text.starts_with("<![LOG[evil]LOG]!&gt;<time="), "{text}");
         // Quotes cannot leave an attribute either.
         let l = line("m", at, "a\"b", &Level::INFO, 1, "f\"g");
-        assert!(l.contains("component=\"a'b\"") && l.contains("file=\"f'g\""), "{l}");
+        assert!(
+            l.contains("component=\"a'b\"") && l.contains("file=\"f'g\""),
+            "{l}"
+        );
         let mut sink = Vec::new();
         sink.write_all(l.as_bytes()).expect("write");
         assert!(sink.ends_with(b">\n"));

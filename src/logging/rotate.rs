@@ -106,11 +106,13 @@ impl RotatingWriter {
 fn parse_name(name: &str) -> Option<(String, u32)> {
     let rest = name.strip_prefix(PREFIX)?;
     let day = rest.get(..10)?;
-    if !day
-        .bytes()
-        .enumerate()
-        .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
-    {
+    if !day.bytes().enumerate().all(|(i, b)| {
+        if i == 4 || i == 7 {
+            b == b'-'
+        } else {
+            b.is_ascii_digit()
+        }
+    }) {
         return None;
     }
     match rest.get(10..)? {
@@ -163,13 +165,18 @@ impl Write for RotatingWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU8, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
 
     fn names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .expect("the log directory")
-            .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         names.sort();
         names
@@ -205,7 +212,10 @@ mod tests {
         );
         let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).expect("a log file");
         assert_eq!(read("sccm-connector-2026-11-01.log.2"), "first line 0123\n");
-        assert_eq!(read("sccm-connector-2026-11-01.log.1"), "second line 0123\n");
+        assert_eq!(
+            read("sccm-connector-2026-11-01.log.1"),
+            "second line 0123\n"
+        );
         assert_eq!(read("sccm-connector-2026-11-01.log"), "third line 0123\n");
         day.store(2, Ordering::SeqCst);
         w.write_all(b"next day\n").expect("write");
@@ -255,8 +265,14 @@ mod tests {
 
     #[test]
     fn names_are_parsed_strictly() {
-        assert_eq!(parse_name("sccm-connector-2026-11-01.log"), Some(("2026-11-01".into(), 0)));
-        assert_eq!(parse_name("sccm-connector-2026-11-01.log.12"), Some(("2026-11-01".into(), 12)));
+        assert_eq!(
+            parse_name("sccm-connector-2026-11-01.log"),
+            Some(("2026-11-01".into(), 0))
+        );
+        assert_eq!(
+            parse_name("sccm-connector-2026-11-01.log.12"),
+            Some(("2026-11-01".into(), 12))
+        );
         assert_eq!(parse_name("sccm-connector-2026-11-01.log."), None);
         assert_eq!(parse_name("sccm-connector-2026-1x-01.log"), None);
         assert_eq!(parse_name("other-2026-11-01.log"), None);

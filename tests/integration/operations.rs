@@ -39,7 +39,10 @@ impl World {
     async fn new(tls: bool, remote_ids: Vec<String>) -> World {
         let dir = temp_dir();
         let portal = if tls {
-            assert!(remote_ids.is_empty(), "the TLS portal accepts any remote ID");
+            assert!(
+                remote_ids.is_empty(),
+                "the TLS portal accepts any remote ID"
+            );
             Portal::start_tls(&shared_ca().server(), None).await
         } else {
             let mut sim = SimConfig::new(
@@ -146,18 +149,33 @@ async fn doctor_passes_every_check_against_the_simulators() {
         );
     }
     assert!(text.contains("all checks passed (0 warning(s))"), "{text}");
-    assert!(text.contains("site drive reachable: DEM: answered"), "{text}");
+    assert!(
+        text.contains("site drive reachable: DEM: answered"),
+        "{text}"
+    );
     // The site named explicitly, and a site that does not exist.
     let (code, text, _) = doctor_with(&config, &["--site-code", "DEM"]).await;
     assert_eq!(code, 0, "{text}");
     let (code, text, checks) = doctor_with(&config, &["--site-code", "XYZ"]).await;
     assert_eq!(code, 1, "{text}");
     assert_eq!(checks["site drive reachable"].0, "✖", "{text}");
-    assert!(checks["site drive reachable"].1.contains("check the site code"), "{text}");
+    assert!(
+        checks["site drive reachable"]
+            .1
+            .contains("check the site code"),
+        "{text}"
+    );
     // Nothing was consumed or changed: the journal was not even created, the share is empty.
     assert!(!world.setup.journal().exists(), "{text}");
     assert!(e2e::share_leftovers(&world.setup.share, &[]).is_empty());
-    assert!(world.portal.requests().await.iter().all(|r| r["method"] == "GET"));
+    assert!(
+        world
+            .portal
+            .requests()
+            .await
+            .iter()
+            .all(|r| r["method"] == "GET")
+    );
 }
 
 /// `doctor` on a broken variant of a working configuration: exit 1, `check` failed with a hint
@@ -166,9 +184,14 @@ async fn assert_fails(world: &World, text: &str, check: &str, hint: &str) {
     let config = world.write(text);
     let (code, out, checks) = doctor(&config).await;
     assert_eq!(code, 1, "{out}");
-    let (mark, got) = checks.get(check).unwrap_or_else(|| panic!("{check}: {out}"));
+    let (mark, got) = checks
+        .get(check)
+        .unwrap_or_else(|| panic!("{check}: {out}"));
     assert_eq!(mark, "✖", "{check}: {out}");
-    assert!(got.contains(hint), "{check}: hint {got:?} lacks {hint:?}\n{out}");
+    assert!(
+        got.contains(hint),
+        "{check}: hint {got:?} lacks {hint:?}\n{out}"
+    );
     // Every other check either ran or says why not; only the broken one fails here.
     let failed: Vec<&String> = checks
         .iter()
@@ -193,7 +216,13 @@ async fn doctor_names_each_broken_piece_with_its_fix() {
         &format!("base_url = 'https://127.0.0.1:{closed}'"),
     );
     assert_ne!(unreachable, good);
-    assert_fails(&world, &unreachable, "portal reachable", "check portal.base_url").await;
+    assert_fails(
+        &world,
+        &unreachable,
+        "portal reachable",
+        "check portal.base_url",
+    )
+    .await;
 
     // TLS: the portal's CA is not trusted.
     let untrusted = good.replace("[portal.tls]\nca_bundle", "[portal.tls]\n# ca_bundle");
@@ -206,7 +235,13 @@ async fn doctor_names_each_broken_piece_with_its_fix() {
         "program = '/nonexistent/powershell.exe'",
     );
     assert_ne!(missing, good);
-    assert_fails(&world, &missing, "PowerShell starts", "set powershell.program").await;
+    assert_fails(
+        &world,
+        &missing,
+        "PowerShell starts",
+        "set powershell.program",
+    )
+    .await;
 
     // The share: its local path cannot be written.
     let blocked = world.setup.dir.join("not-a-directory");
@@ -224,8 +259,16 @@ async fn doctor_names_each_broken_piece_with_its_fix() {
     let (code, out, checks) = doctor(&config).await;
     assert_eq!(code, 1, "{out}");
     assert_eq!(checks["configuration valid"].0, "✖", "{out}");
-    assert!(out.contains("metrics.listen") && out.contains("not a loopback address"), "{out}");
-    assert!(checks["configuration valid"].1.contains("docs/operations.md"), "{out}");
+    assert!(
+        out.contains("metrics.listen") && out.contains("not a loopback address"),
+        "{out}"
+    );
+    assert!(
+        checks["configuration valid"]
+            .1
+            .contains("docs/operations.md"),
+        "{out}"
+    );
     for name in &ALL[1..] {
         assert_eq!(checks[*name].0, "-", "{name}: {out}");
     }
@@ -240,7 +283,9 @@ async fn doctor_reports_a_refused_remote_id() {
     assert_eq!(checks["remote ID accepted"].0, "✖", "{out}");
     assert!(out.contains("answered 401"), "{out}");
     assert!(
-        checks["remote ID accepted"].1.contains("SCCM_CONNECTOR_REMOTE_ID"),
+        checks["remote ID accepted"]
+            .1
+            .contains("SCCM_CONNECTOR_REMOTE_ID"),
         "{out}"
     );
     assert_eq!(checks["portal reachable"].0, "✔", "{out}");
@@ -254,7 +299,9 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, Strin
         .await
         .expect("the metrics endpoint accepts");
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .expect("request sent");
     let mut raw = Vec::new();
@@ -278,7 +325,8 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<String, f64>, String> {
     let mut samples = BTreeMap::new();
     let valid_name = |n: &str| {
         !n.is_empty()
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
             && !n.starts_with(|c: char| c.is_ascii_digit())
     };
     for line in text.lines() {
@@ -312,17 +360,17 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<String, f64>, String> {
         if !valid_name(name) {
             return Err(format!("bad name: {line}"));
         }
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                let inner = labels
-                    .strip_prefix('{')
-                    .and_then(|l| l.strip_suffix('}'))
-                    .ok_or(format!("bad labels: {line}"))?;
-                for pair in inner.split("\",") {
-                    let (key, v) = pair.split_once("=\"").ok_or(format!("bad label: {line}"))?;
-                    if !valid_name(key) || v.trim_end_matches('"').contains('\n') {
-                        return Err(format!("bad label: {line}"));
-                    }
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .ok_or(format!("bad labels: {line}"))?;
+            for pair in inner.split("\",") {
+                let (key, v) = pair.split_once("=\"").ok_or(format!("bad label: {line}"))?;
+                if !valid_name(key) || v.trim_end_matches('"').contains('\n') {
+                    return Err(format!("bad label: {line}"));
                 }
             }
         }
@@ -385,7 +433,10 @@ async fn metrics_after_a_push_show_the_job_the_steps_and_the_polls() {
             break addr;
         }
         assert!(!daemon.is_finished(), "the daemon stopped early");
-        assert!(Instant::now() < until, "the metrics endpoint never listened");
+        assert!(
+            Instant::now() < until,
+            "the metrics endpoint never listened"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(addr.ip().is_loopback() && addr.port() != 0);
@@ -406,7 +457,10 @@ async fn metrics_after_a_push_show_the_job_the_steps_and_the_polls() {
             }
         }
         assert!(!daemon.is_finished(), "the daemon stopped early");
-        assert!(Instant::now() < until, "no finished job within {DEADLINE:?}: {view}");
+        assert!(
+            Instant::now() < until,
+            "no finished job within {DEADLINE:?}: {view}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(
@@ -414,16 +468,25 @@ async fn metrics_after_a_push_show_the_job_the_steps_and_the_polls() {
         "ok"
     );
     for state in ["received", "running", "reporting", "finished_failed"] {
-        assert_eq!(samples[&format!("sccm_connector_jobs{{state=\"{state}\"}}")], 0.0);
+        assert_eq!(
+            samples[&format!("sccm_connector_jobs{{state=\"{state}\"}}")],
+            0.0
+        );
     }
     assert_eq!(samples["sccm_connector_outbox_depth"], 0.0);
     assert!(samples["sccm_connector_polls_total"] >= 1.0);
     assert_eq!(samples["sccm_connector_poll_errors_total"], 0.0);
     assert!(samples["sccm_connector_journal_size_bytes"] > 0.0);
     assert!(samples["sccm_connector_last_poll_timestamp_seconds"] > 1.7e9);
-    for step in ["ensure-application", "ensure-deployment-type", "ensure-deployment"] {
+    for step in [
+        "ensure-application",
+        "ensure-deployment-type",
+        "ensure-deployment",
+    ] {
         let count = samples
-            .get(&format!("sccm_connector_step_duration_seconds_count{{step=\"{step}\"}}"))
+            .get(&format!(
+                "sccm_connector_step_duration_seconds_count{{step=\"{step}\"}}"
+            ))
             .unwrap_or_else(|| panic!("no histogram for {step}: {samples:?}"));
         assert!(*count >= 1.0, "{step}");
     }
@@ -461,7 +524,10 @@ async fn run_writes_cmtrace_log_files_flushed_at_a_clean_stop() {
         .expect("run starts");
     let until = Instant::now() + DEADLINE;
     // Started once the portal saw a poll.
-    world.portal.wait_for_requests(1, "GET", "/api/connector/v1/commands").await;
+    world
+        .portal
+        .wait_for_requests(1, "GET", "/api/connector/v1/commands")
+        .await;
     let pid = child.id().expect("a pid").to_string();
     let killed = tokio::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -476,7 +542,12 @@ async fn run_writes_cmtrace_log_files_flushed_at_a_clean_stop() {
     assert!(status.success(), "{status:?}");
     let files: Vec<String> = std::fs::read_dir(&logs)
         .expect("the log directory")
-        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(
@@ -497,7 +568,15 @@ async fn run_writes_cmtrace_log_files_flushed_at_a_clean_stop() {
             .collect();
         assert_eq!(
             keys,
-            ["time", "date", "component", "context", "type", "thread", "file"],
+            [
+                "time",
+                "date",
+                "component",
+                "context",
+                "type",
+                "thread",
+                "file"
+            ],
             "{line}"
         );
         let time = attributes
@@ -510,10 +589,16 @@ async fn run_writes_cmtrace_log_files_flushed_at_a_clean_stop() {
             "{line}"
         );
     }
-    assert!(text.contains("]LOG]!>") && text.contains("connector started"), "{text}");
+    assert!(
+        text.contains("]LOG]!>") && text.contains("connector started"),
+        "{text}"
+    );
     // Written by the last event before exit: the non-blocking writer was flushed.
     assert!(text.contains("connector stopped"), "{text}");
-    assert!(text.contains("component=\"sccm_connector::daemon\""), "{text}");
+    assert!(
+        text.contains("component=\"sccm_connector::daemon\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -526,6 +611,9 @@ async fn service_outside_windows_points_at_the_systemd_unit() {
         let out = connector(args).await;
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("systemd") && err.contains("docs/operations.md"), "{err}");
+        assert!(
+            err.contains("systemd") && err.contains("docs/operations.md"),
+            "{err}"
+        );
     }
 }
