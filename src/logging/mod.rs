@@ -150,6 +150,59 @@ pub fn init(config: &LoggingConfig, offset: time::UtcOffset) -> Result<LogGuard,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn emit(format: LogFormat) -> String {
+        let buffer = Buffer::default();
+        let out = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(layer(
+            format,
+            move || out.clone(),
+            false,
+            time::UtcOffset::UTC,
+        ));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "sccm_connector::daemon", job = 3, "polling failed");
+        });
+        let bytes = buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8(bytes).expect("UTF-8")
+    }
+
+    #[test]
+    fn each_format_writes_one_line_per_event() {
+        let json: serde_json::Value =
+            serde_json::from_str(emit(LogFormat::Json).trim_end()).expect("one JSON object");
+        assert_eq!(json["level"], "WARN");
+        assert_eq!(json["target"], "sccm_connector::daemon");
+        assert_eq!(json["fields"]["message"], "polling failed");
+        assert_eq!(json["fields"]["job"], 3);
+        let text = emit(LogFormat::Text);
+        assert!(
+            text.contains("WARN sccm_connector::daemon: polling failed job=3\n"),
+            "{text}"
+        );
+        let cm = emit(LogFormat::Cmtrace);
+        assert!(
+            cm.starts_with("<![LOG[polling failed job=3]LOG]!><time=\"")
+                && cm.contains("type=\"2\""),
+            "{cm}"
+        );
+    }
 
     #[test]
     fn the_section_parses_and_validates() {
