@@ -28,6 +28,9 @@ pub enum CliCommand {
         /// The configuration file (TOML).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Run under the Windows service control manager (what `service install` registers).
+        #[arg(long)]
+        service: bool,
     },
     /// Validate one command (protocol-v1 JSON) and show every PowerShell script it would run,
     /// in order. Runs nothing. Exit code 2 when the command is rejected.
@@ -42,11 +45,47 @@ pub enum CliCommand {
         #[arg(long, value_name = "HOST")]
         provider_machine: Option<String>,
     },
+    /// Check everything the connector needs (configuration, journal, portal, TLS, remote ID,
+    /// PowerShell, the ConfigurationManager module, the site drive, the shares), each with a
+    /// fix hint. Changes nothing. Exit code 1 when a check fails.
+    Doctor {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The site code (default: the site drive the ConfigurationManager module creates).
+        #[arg(long, value_name = "CODE")]
+        site_code: Option<String>,
+        /// The console's bin folder (default: the parent of %SMS_ADMIN_UI_PATH%).
+        #[arg(long, value_name = "DIR")]
+        console_path: Option<String>,
+    },
+    /// Manage the Windows service (install, uninstall, start, stop). On Linux: see the systemd
+    /// unit in docs/operations.md.
+    Service {
+        #[command(subcommand)]
+        action: ServiceCommand,
+    },
     /// The simulators used by the demo, the tests and the benchmarks.
     Sim {
         #[command(subcommand)]
         simulator: SimCommand,
     },
+}
+
+/// What to do with the Windows service.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Register the service: `run --config FILE --service`, automatic start.
+    Install {
+        /// The configuration file (TOML); its absolute path is registered.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Stop and remove the service (the journal and logs stay).
+    Uninstall,
+    Start,
+    /// Stop the service; running steps finish first.
+    Stop,
 }
 
 /// One simulator; each parses its own arguments (see `src/sim/`).

@@ -36,6 +36,15 @@
 //! retry_max_seconds = 900
 //! distribution_poll_seconds = 30
 //! distribution_timeout_minutes = 120
+//!
+//! [logging]                      # optional; see logging::LoggingConfig
+//! format = "text"                # or "json", "cmtrace"
+//! directory = 'C:\ProgramData\sccm-connector\logs'   # optional; default: stderr only
+//! max_file_mb = 10
+//! keep_files = 10
+//!
+//! [metrics]                      # optional; see metrics
+//! listen = "127.0.0.1:9464"      # loopback only
 //! ```
 //!
 //! Environment overrides: `SCCM_CONNECTOR_REMOTE_ID`, `SCCM_CONNECTOR_PROXY_PASSWORD`.
@@ -81,6 +90,9 @@ struct File {
     limits: LimitsSection,
     #[serde(default)]
     engine: EngineSection,
+    #[serde(default)]
+    logging: crate::logging::LoggingConfig,
+    metrics: Option<crate::metrics::MetricsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +203,10 @@ pub struct Config {
     pub distribution: PollPolicy,
     /// Backoff of result deliveries (they are retried until acknowledged).
     pub report_backoff: Backoff,
+    /// Where and how logs are written (`[logging]`).
+    pub logging: crate::logging::LoggingConfig,
+    /// The loopback address of the metrics endpoint (`[metrics] listen`), if enabled.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -287,8 +303,20 @@ impl Config {
                 "poll interval and timeout must be positive".into(),
             ));
         }
+        file.logging
+            .validate()
+            .map_err(|(field, reason)| invalid(field, reason))?;
+        let metrics = match &file.metrics {
+            Some(m) => Some(
+                m.address()
+                    .map_err(|reason| invalid("metrics.listen", reason))?,
+            ),
+            None => None,
+        };
         let l = &file.limits;
         Ok(Config {
+            logging: file.logging,
+            metrics,
             powershell: PowerShellConfig {
                 program: file.powershell.program,
                 args: file.powershell.args,

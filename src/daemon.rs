@@ -30,12 +30,23 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("the portal client cannot be set up: {0}")]
     Portal(String),
+    #[error("the metrics endpoint cannot start: {0}")]
+    Metrics(String),
     #[error("a job failed in a way that needs an operator: {0}")]
     Job(#[from] DriveError),
 }
 
 /// Runs the connector until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    run_observed(config, shutdown, crate::metrics::Metrics::new()).await
+}
+
+/// [`run`], feeding `metrics` (and serving them when `[metrics]` is configured).
+pub async fn run_observed(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<(), DaemonError> {
     let options = journal::Options::new().cache_capacity(config.journal_cache_bytes);
     let dir = config.journal_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
@@ -74,6 +85,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         distribution: config.distribution,
     };
     let concurrency = config.concurrency;
+    let endpoint = match config.metrics {
+        Some(address) => Some(
+            crate::metrics::serve(address, store.clone(), Arc::clone(&metrics))
+                .await
+                .map_err(|e| DaemonError::Metrics(e.to_string()))?,
+        ),
+        None => None,
+    };
     let services = Arc::new(Services {
         store: store.clone(),
         portal,
@@ -133,6 +152,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut fatal = None;
     loop {
         let poll = services.portal.poll().await;
+        metrics.poll_done(poll.is_ok(), now());
         match &poll {
             Ok(answer) => {
                 for raw in &answer.commands {
@@ -174,12 +194,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             break;
         }
         let delay = services.portal.next_poll_delay(&poll);
+        metrics.next_poll(now(), delay);
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tokio::time::sleep(delay) => {}
         }
     }
     tracing::info!("stopping: letting running steps finish");
+    if let Some(endpoint) = endpoint {
+        endpoint.abort();
+    }
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     record(&store, JobId::CONNECTOR, Event::ConnectorStopped).await?;

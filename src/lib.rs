@@ -11,6 +11,10 @@
 //! - `demo`: `sccm-connector demo` — the whole product end to end against the simulators.
 //! - `engine`: driving jobs, planning phases, interpreting step runs, composing results.
 //! - `inspect`: a read-only view of a journal (a private copy) for the operator and audit commands.
+//! - `logging`: log output — text, JSON or CMTrace, to stderr and daily size-capped files.
+//! - `metrics`: the optional loopback `/metrics` (Prometheus) and `/healthz` endpoint.
+//! - `doctor`: `sccm-connector doctor` — a checklist of everything the connector needs.
+//! - `service`: `sccm-connector service …` and `run --service` (Windows service).
 //! - `command`: protocol-v1 commands → validated domain values, or a rejection naming the field.
 //! - `package`: unpacking a package into its share folder safely and recognisably.
 //! - `plan`: `sccm-connector plan` — a command's scripts, rendered, nothing run.
@@ -29,12 +33,16 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod doctor;
 pub mod engine;
 pub mod inspect;
+pub mod logging;
+pub mod metrics;
 pub mod package;
 pub mod plan;
 pub mod portal;
 pub mod powershell;
 pub mod sdm;
+pub mod service;
 pub mod share;
 pub mod sim;

@@ -94,9 +94,18 @@ fn demo(dir: Option<std::path::PathBuf>) -> ExitCode {
 }
 
 fn run(config: &std::path::Path) -> ExitCode {
-    init_logging();
+    // Read while the process has one thread (Unix refuses later).
+    let offset = sccm_connector::logging::local_offset();
     let config = match sccm_connector::config::Config::load(config) {
         Ok(config) => config,
+        Err(e) => {
+            eprintln!("sccm-connector run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Flushes the log files when dropped, at the end of this function.
+    let _logs = match sccm_connector::logging::init(&config.logging, offset) {
+        Ok(guard) => guard,
         Err(e) => {
             eprintln!("sccm-connector run: {e}");
             return ExitCode::from(2);
@@ -129,10 +138,81 @@ fn run(config: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `doctor`: the checklist on stdout; 0 when nothing failed, 1 otherwise.
+fn doctor(
+    config: &std::path::Path,
+    site_code: Option<String>,
+    console_path: Option<String>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sccm-connector doctor: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let site = sccm_connector::doctor::SiteOptions {
+        site_code,
+        console_path,
+    };
+    let report = runtime.block_on(sccm_connector::doctor::run(config, &site));
+    let _ = std::io::stdout().write_all(report.to_string().as_bytes());
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `service …`: 0 done, 1 Windows refused, 2 not on Windows (or a bad configuration path).
+fn service(action: sccm_connector::cli::ServiceCommand) -> ExitCode {
+    use sccm_connector::cli::ServiceCommand;
+    use sccm_connector::service::{Action, ServiceError, manage};
+    let action = match action {
+        ServiceCommand::Install { config } => Action::Install { config },
+        ServiceCommand::Uninstall => Action::Uninstall,
+        ServiceCommand::Start => Action::Start,
+        ServiceCommand::Stop => Action::Stop,
+    };
+    match manage(&action) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ (ServiceError::Unsupported | ServiceError::Config { .. })) => {
+            eprintln!("sccm-connector service: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("sccm-connector service: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        CliCommand::Run { config } => run(&config),
+        CliCommand::Run {
+            config,
+            service: true,
+        } => match sccm_connector::service::run_as_service(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sccm-connector run --service: {e}");
+                ExitCode::from(2)
+            }
+        },
+        CliCommand::Run { config, .. } => run(&config),
+        CliCommand::Doctor {
+            config,
+            site_code,
+            console_path,
+        } => doctor(&config, site_code, console_path),
+        CliCommand::Service { action } => service(action),
         CliCommand::Demo { dir } => demo(dir),
         CliCommand::Plan {
             command,

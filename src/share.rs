@@ -120,6 +120,11 @@ impl Shares {
         Ok(self.to_local(unc))
     }
 
+    /// The UNC roots the connector may write under.
+    pub fn allowed_roots(&self) -> &[String] {
+        &self.allowed_roots
+    }
+
     pub fn mappings(&self) -> &[ShareMapping] {
         &self.mappings
     }

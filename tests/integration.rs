@@ -59,3 +59,8 @@ mod sim_site;
 /// simulators' fault plans, each ending in the right result without loss.
 #[path = "integration/faults.rs"]
 mod faults;
+
+/// Running unattended: doctor against the simulators (good and broken configurations), the
+/// metrics endpoint, CMTrace log files, `service` outside Windows.
+#[path = "integration/operations.rs"]
+mod operations;
