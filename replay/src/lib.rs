@@ -50,7 +50,7 @@ pub mod testkit;
 pub use action::{Action, ArchiveInfo, Conclusion};
 pub use diagnose::{Diagnosis, TimelineRow, diagnose, one_line, timeline};
 pub use error::{FoldError, ReplayError};
-pub use event::{Entry, Event, JobKind, ResultStatus};
+pub use event::{ArchivedJob, Entry, Event, JobKind, ResultStatus};
 pub use fleet::{ConnectorRun, Fleet};
 pub use ids::{JobId, Timestamp};
 pub use job::{Job, JobResult, ReportLane};
