@@ -208,6 +208,14 @@ impl Store {
         self.lock().fleet.job_for_command(command_id).map(Job::id)
     }
 
+    /// The archived job (retention) that held portal command `command_id`, if any.
+    pub fn archived_for_command(&self, command_id: &str) -> Option<JobId> {
+        self.lock()
+            .fleet
+            .archived_for_command(command_id)
+            .map(|a| a.job)
+    }
+
     /// Ids of every job with work left.
     pub fn unfinished(&self) -> Vec<JobId> {
         self.lock().fleet.unfinished().map(Job::id).collect()
