@@ -100,8 +100,9 @@ async fn a_failed_push_is_listed_and_replayed_with_its_scripts_and_diagnosis() {
     );
     for needed in [
         "COMMAND",
-        "collection        Demo devices",
-        "DP group          Demo Distribution Group",
+        "Demo devices",
+        "Demo Distribution Group",
+        "purpose            available",
         "TIMELINE",
         "StepFailed",
         "[0] download  (download, phase 0, required)  succeeded",
