@@ -203,7 +203,10 @@ fn read_only(name: &str, outcome: Result<String, sccm_connector::ops::OpsError>)
         }
         Err(error) => {
             let code = error.exit_code();
-            eprintln!("{:#}", anyhow::Error::new(error).context(format!("sccm-connector {name}")));
+            eprintln!(
+                "{:#}",
+                anyhow::Error::new(error).context(format!("sccm-connector {name}"))
+            );
             ExitCode::from(code)
         }
     }

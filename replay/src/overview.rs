@@ -674,7 +674,10 @@ mod tests {
     fn a_failed_step_is_named_with_its_error() {
         let o = of(&canned::push_step_fails());
         let failed = o.diagnosis.failed_step.as_ref().expect("a failed step");
-        assert_eq!((failed.index, failed.name.as_str()), (3, "ensure-deployment-type"));
+        assert_eq!(
+            (failed.index, failed.name.as_str()),
+            (3, "ensure-deployment-type")
+        );
         assert_eq!(failed.attempts, 3);
         assert!(failed.error.contains("does not exist or is empty"));
         assert!(
@@ -701,7 +704,9 @@ mod tests {
         let o = of(&canned::push_killed_in_step());
         assert_eq!(o.state, JobState::Running);
         assert!(
-            o.diagnosis.headline.contains("step 2 'ensure-application' attempt 2"),
+            o.diagnosis
+                .headline
+                .contains("step 2 'ensure-application' attempt 2"),
             "{}",
             o.diagnosis.headline
         );
@@ -721,7 +726,10 @@ mod tests {
         assert_eq!(o.kind, "push");
         assert_eq!(o.steps.len(), 8);
         assert!(o.steps.iter().all(|s| s.status == "succeeded"));
-        assert_eq!(o.steps[0].target[0], ("url", "/api/connector/v1/packages/pkg-5c2a".into()));
+        assert_eq!(
+            o.steps[0].target[0],
+            ("url", "/api/connector/v1/packages/pkg-5c2a".into())
+        );
         assert_eq!(o.steps[0].offset, Some(0));
         assert_eq!(o.steps[2].attempts[0].exit_code, Some(0));
         assert_eq!(o.timeline.len(), history.entries.len());
@@ -729,7 +737,10 @@ mod tests {
         assert_eq!(o.portal.deliveries.len(), 1);
         assert_eq!(o.portal.deliveries[0].outcome, "acknowledged");
         assert_eq!(o.portal.delivered, Some(true));
-        assert_eq!(o.age_ms, history.now.plus_millis(60_000).millis_since(o.received_at));
+        assert_eq!(
+            o.age_ms,
+            history.now.plus_millis(60_000).millis_since(o.received_at)
+        );
         assert!(o.diagnosis.next.is_empty());
     }
 
@@ -745,7 +756,10 @@ mod tests {
         let o = of(&canned::push_report_pending());
         assert_eq!(o.portal.deliveries.len(), 2);
         assert_eq!(o.portal.deliveries[0].outcome, "failed");
-        assert_eq!(o.portal.deliveries[0].error.as_deref(), Some("connection refused"));
+        assert_eq!(
+            o.portal.deliveries[0].error.as_deref(),
+            Some("connection refused")
+        );
         assert_eq!(o.portal.deliveries[1].outcome, "no answer");
         assert_eq!(o.state, JobState::Reporting);
     }

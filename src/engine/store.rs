@@ -211,8 +211,16 @@ mod tests {
         assert_eq!(before, history.fold().expect("folds"));
         assert_eq!(store.unfinished(), vec![history.job]);
         assert_eq!(store.job_for_command("cmd-push-killed"), Some(history.job));
-        assert_eq!(store.entries(history.job).expect("entries"), history.entries);
-        assert!(store.entries(JobId(uuid::Uuid::from_u128(99))).expect("none").is_empty());
+        assert_eq!(
+            store.entries(history.job).expect("entries"),
+            history.entries
+        );
+        assert!(
+            store
+                .entries(JobId(uuid::Uuid::from_u128(99)))
+                .expect("none")
+                .is_empty()
+        );
         assert_eq!(
             store.journal().verify().expect("verifies").records,
             history.entries.len() as u64 + 1

@@ -186,7 +186,10 @@ mod tests {
         let err = parse_state("done").expect_err("unknown");
         assert_eq!(err.exit_code(), 2);
         let text = err.to_string();
-        assert!(text.contains("\"done\"") && text.contains("running, waiting"), "{text}");
+        assert!(
+            text.contains("\"done\"") && text.contains("running, waiting"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -199,11 +202,22 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("JOB       KIND  PACKAGE"), "{text}");
         let state_col = lines[0].find("STATE").expect("a STATE column");
-        assert_eq!(lines[1].get(state_col..state_col + 9), Some("succeeded"), "{text}");
-        assert_eq!(lines[2].get(state_col..state_col + 6), Some("broken"), "{text}");
+        assert_eq!(
+            lines[1].get(state_col..state_col + 9),
+            Some("succeeded"),
+            "{text}"
+        );
+        assert_eq!(
+            lines[2].get(state_col..state_col + 6),
+            Some("broken"),
+            "{text}"
+        );
         assert!(lines[1].contains(" 3m "), "{text}");
         assert!(lines[1].ends_with("7 ensure-folder (succeeded)"), "{text}");
         assert!(lines[3].contains("broken: job x, event #9"), "{text}");
-        assert_eq!(table(&[]), "JOB  KIND  PACKAGE  STATE  AGE  LAST STEP\n(no jobs)\n");
+        assert_eq!(
+            table(&[]),
+            "JOB  KIND  PACKAGE  STATE  AGE  LAST STEP\n(no jobs)\n"
+        );
     }
 }

@@ -30,8 +30,13 @@ pub enum OpsError {
     #[error("reading the journal copy: {0}")]
     Store(#[from] StoreError),
     #[error("unknown state {given:?}; valid states: {}", valid.join(", "))]
-    UnknownState { given: String, valid: Vec<&'static str> },
-    #[error("no job matches {given:?} (give a job id, a unique prefix of at least 4 hex digits, or the portal's command id; `sccm-connector jobs` lists them)")]
+    UnknownState {
+        given: String,
+        valid: Vec<&'static str>,
+    },
+    #[error(
+        "no job matches {given:?} (give a job id, a unique prefix of at least 4 hex digits, or the portal's command id; `sccm-connector jobs` lists them)"
+    )]
     UnknownJob { given: String },
     #[error("{given:?} matches {} jobs: {}; give more of the id", candidates.len(), candidates.join(", "))]
     AmbiguousJob {
@@ -375,11 +380,16 @@ mod tests {
         assert_eq!(resolve(&list, "8d3f8f7e2b1c").expect("compact"), ja);
         assert_eq!(resolve(&list, "import-2").expect("command id"), jb);
         let ambiguous = resolve(&list, "8d3f").expect_err("two match");
-        assert!(matches!(&ambiguous, OpsError::AmbiguousJob { candidates, .. } if candidates.len() == 2));
+        assert!(
+            matches!(&ambiguous, OpsError::AmbiguousJob { candidates, .. } if candidates.len() == 2)
+        );
         assert_eq!(ambiguous.exit_code(), 2);
         for unknown in ["8d3", "ffff", "push-9", "", "zzzz"] {
             let err = resolve(&list, unknown).expect_err(unknown);
-            assert!(matches!(err, OpsError::UnknownJob { .. }), "{unknown}: {err}");
+            assert!(
+                matches!(err, OpsError::UnknownJob { .. }),
+                "{unknown}: {err}"
+            );
             assert_eq!(err.exit_code(), 2);
         }
     }
@@ -431,7 +441,10 @@ mod tests {
             name: "applications",
             value: "(all)".into()
         }));
-        assert_eq!(CommandSummary::of(b"\xff not json").package, "(unreadable command)");
+        assert_eq!(
+            CommandSummary::of(b"\xff not json").package,
+            "(unreadable command)"
+        );
         assert!(CommandSummary::of(b"\xff not json").document.is_none());
         let secret = br#"{"id":"p","kind":"push","proxy":{"password":"hunter2"},"api_token":"abc","items":[{"client_secret":"s3"}]}"#;
         let text = serde_json::to_string(&CommandSummary::of(secret)).expect("json");

@@ -111,7 +111,10 @@ pub fn render(r: &Replay) -> String {
         .max()
         .unwrap_or(0);
     if r.command.fields.is_empty() {
-        let _ = writeln!(out, "  (not a readable push or import; `--json` shows what could be read)");
+        let _ = writeln!(
+            out,
+            "  (not a readable push or import; `--json` shows what could be read)"
+        );
     }
     for field in &r.command.fields {
         let _ = writeln!(out, "  {:width$}  {}", field.name, field.value);
@@ -121,10 +124,10 @@ pub fn render(r: &Replay) -> String {
     for row in &o.timeline {
         let _ = writeln!(
             out,
-            "  {}  +{:>7}  +{:>7}  {:18}  {}",
+            "  {}  {:>8}  {:>8}  {:18}  {}",
             row.at,
-            format_duration(row.since_start_ms),
-            format_duration(row.gap_ms),
+            format!("+{}", format_duration(row.since_start_ms)),
+            format!("+{}", format_duration(row.gap_ms)),
             row.event,
             row.summary
         );
@@ -142,7 +145,11 @@ pub fn render(r: &Replay) -> String {
             step.name,
             step.kind,
             step.phase,
-            if step.required { "required" } else { "optional" },
+            if step.required {
+                "required"
+            } else {
+                "optional"
+            },
             step.status,
             step.waiting_until
                 .map(|t| format!(" until {t}"))
@@ -356,7 +363,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("no end journaled"), "{text}");
-        assert!(text.contains("result                not composed yet"), "{text}");
+        assert!(
+            text.contains("result                not composed yet"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -369,8 +379,10 @@ mod tests {
         assert_eq!(value["steps"][4]["attempts"][0]["outcome"], "succeeded");
         assert_eq!(value["transfers"][2]["offset"], 1000);
         assert_eq!(value["portal"]["deliveries"][0]["outcome"], "acknowledged");
-        assert!(value["diagnosis"]["headline"]
-            .as_str()
-            .is_some_and(|h| h.starts_with("finished ok")));
+        assert!(
+            value["diagnosis"]["headline"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("finished ok"))
+        );
     }
 }

@@ -61,7 +61,12 @@ async fn a_failed_push_is_listed_and_replayed_with_its_scripts_and_diagnosis() {
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("JOB "), "{table}");
     assert_eq!(lines.len(), 2, "{table}");
-    for needed in ["push", "Diagnosed 3.46.3", "failed", "3 ensure-deployment-type (failed)"] {
+    for needed in [
+        "push",
+        "Diagnosed 3.46.3",
+        "failed",
+        "3 ensure-deployment-type (failed)",
+    ] {
         assert!(lines[1].contains(needed), "{needed:?} missing: {table}");
     }
     // --json: full ids and RFC 3339 times; --state filters; an unknown state exits 2.
@@ -76,9 +81,23 @@ async fn a_failed_push_is_listed_and_replayed_with_its_scripts_and_diagnosis() {
             .is_some_and(|t| t.ends_with('Z') && t.contains('T')),
         "{rows}"
     );
-    let failed = json_of(connector(&["jobs", "--journal", &journal_arg, "--json", "--state", "failed"]));
+    let failed = json_of(connector(&[
+        "jobs",
+        "--journal",
+        &journal_arg,
+        "--json",
+        "--state",
+        "failed",
+    ]));
     assert_eq!(failed.as_array().map(Vec::len), Some(1));
-    let running = json_of(connector(&["jobs", "--journal", &journal_arg, "--json", "--state", "running"]));
+    let running = json_of(connector(&[
+        "jobs",
+        "--journal",
+        &journal_arg,
+        "--json",
+        "--state",
+        "running",
+    ]));
     assert_eq!(running.as_array().map(Vec::len), Some(0));
     let bogus = connector(&["jobs", "--journal", &journal_arg, "--state", "done"]);
     assert_eq!(bogus.status.code(), Some(2));
@@ -139,10 +158,22 @@ async fn a_failed_push_is_listed_and_replayed_with_its_scripts_and_diagnosis() {
     assert!(scripts >= 6, "{scripts} scripts");
     drop(inspection);
     // --json: the same as a document.
-    let doc = json_of(connector(&["replay", prefix, "--journal", &journal_arg, "--json"]));
+    let doc = json_of(connector(&[
+        "replay",
+        prefix,
+        "--journal",
+        &journal_arg,
+        "--json",
+    ]));
     assert_eq!(doc["job"], json!(job_id));
-    assert_eq!(doc["diagnosis"]["failed_step"]["name"], "ensure-deployment-type");
-    assert_eq!(doc["steps"][3]["attempts"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        doc["diagnosis"]["failed_step"]["name"],
+        "ensure-deployment-type"
+    );
+    assert_eq!(
+        doc["steps"][3]["attempts"].as_array().map(Vec::len),
+        Some(3)
+    );
     assert_eq!(doc["command"]["package"], "Diagnosed 3.46.3");
 
     // Unknown jobs exit 2 with a message saying what to give.

@@ -19,7 +19,6 @@ use crate::support::e2e;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-
 fn assert_ok(result: &Value) {
     assert_eq!(result["status"], "ok", "{result}");
 }

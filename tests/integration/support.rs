@@ -50,11 +50,7 @@ pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// Every file under `dir` (relative path with `/`) with its size, modification time and bytes:
 /// equal before and after means nothing in `dir` was touched.
 pub fn fingerprint(dir: &Path) -> Vec<(String, u64, std::time::SystemTime, Vec<u8>)> {
-    fn walk(
-        root: &Path,
-        dir: &Path,
-        out: &mut Vec<(String, u64, std::time::SystemTime, Vec<u8>)>,
-    ) {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64, std::time::SystemTime, Vec<u8>)>) {
         for entry in std::fs::read_dir(dir).expect("the directory exists") {
             let path = entry.expect("a directory entry").path();
             if path.is_dir() {
@@ -964,7 +960,8 @@ pub mod case {
                 }
                 e2e::check_share(&self.setup.share, push).unwrap_or_else(|e| panic!("{e}"));
             }
-            e2e::check_journal(&self.setup.journal(), &self.commands).unwrap_or_else(|e| panic!("{e}"))
+            e2e::check_journal(&self.setup.journal(), &self.commands)
+                .unwrap_or_else(|e| panic!("{e}"))
         }
 
         /// The connector requests the portal saw for paths starting with `path`.
