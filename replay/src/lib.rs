@@ -55,12 +55,12 @@ pub use diagnose::{Diagnosis, TimelineRow, diagnose, one_line, timeline};
 pub use error::{FoldError, ReplayError};
 pub use event::{Entry, Event, JobKind, ResultStatus};
 pub use fleet::{ConnectorRun, Fleet};
-pub use ids::{JobId, Timestamp};
+pub use ids::{JobId, Timestamp, serialize_rfc3339, serialize_rfc3339_opt};
 pub use job::{Job, JobResult, ReportLane};
 pub use machine::Stage;
 pub use overview::{
     AttemptOverview, Delivery, DiagnosisOverview, FailedStep, JobState, LastStep, Overview,
-    PortalExchange, ResultOverview, StepOverview, TimelineEntry, TransferRow, kind_label,
+    PortalExchange, ResultOverview, StepOverview, Target, TimelineEntry, TransferRow, kind_label,
     last_step, overview, step_status_label,
 };
 pub use plan::{Backoff, PollPolicy, RetryPolicy, Step, StepIndex, StepKind};

@@ -9,12 +9,12 @@
 use crate::action::Action;
 use crate::diagnose::{diagnose, timeline};
 use crate::event::{Entry, Event, JobKind};
-use crate::ids::{JobId, Timestamp};
+use crate::ids::{JobId, Timestamp, serialize_rfc3339, serialize_rfc3339_opt};
 use crate::job::Job;
 use crate::machine::Stage;
-use crate::plan::{StepIndex, StepKind};
+use crate::plan::{PollPolicy, StepIndex, StepKind};
 use crate::steps::{AttemptOutcome, StepState, StepStatus};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 /// A job's state in one word, as `jobs` lists and filters it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -161,9 +161,9 @@ pub struct Overview {
     pub state: JobState,
     /// The machine's stage, e.g. `Running(phase 0)`.
     pub stage: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub received_at: Timestamp,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub last_event_at: Timestamp,
     /// From the command's arrival to `now`.
     pub age_ms: u64,
@@ -192,27 +192,34 @@ pub struct StepOverview {
     pub required: bool,
     pub status: &'static str,
     /// When a waiting step may run again.
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "serialize_rfc3339_opt")]
     pub waiting_until: Option<Timestamp>,
     /// The exact PowerShell text, as journaled in the plan.
     pub script: Option<String>,
-    /// A polling step: the pause between polls and the timeout, in milliseconds.
-    pub poll: Option<(u64, u64)>,
-    /// What a non-script step works on: `(name, value)` pairs (url, size, sha256, dest, …).
-    pub target: Vec<(&'static str, String)>,
+    /// A polling step: the pause between polls and the timeout.
+    pub poll: Option<PollPolicy>,
+    /// What a non-script step works on (url, size, sha256, dest; archive; application, source).
+    pub target: Vec<Target>,
     /// A transfer's durable byte offset.
     pub offset: Option<u64>,
     pub upload_id: Option<String>,
     pub attempts: Vec<AttemptOverview>,
 }
 
+/// One thing a step works on, e.g. `url` → `/api/connector/v1/packages/pkg-1`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub name: &'static str,
+    pub value: String,
+}
+
 /// One attempt at a step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AttemptOverview {
     pub number: u32,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub started_at: Timestamp,
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "serialize_rfc3339_opt")]
     pub ended_at: Option<Timestamp>,
     pub duration_ms: Option<u64>,
     /// `succeeded`, `incomplete`, `failed`, `interrupted`, or `running` (no outcome journaled).
@@ -228,7 +235,7 @@ pub struct AttemptOverview {
 /// A transfer event: an offset made durable, an archive built, an upload opened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TransferRow {
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub at: Timestamp,
     pub step: StepIndex,
     pub step_name: String,
@@ -243,11 +250,11 @@ pub struct TransferRow {
 /// What went between the connector and the portal about this job.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PortalExchange {
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "serialize_rfc3339_opt")]
     pub acknowledged_at: Option<Timestamp>,
     pub result: Option<ResultOverview>,
     pub deliveries: Vec<Delivery>,
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "serialize_rfc3339_opt")]
     pub finished_at: Option<Timestamp>,
     /// Whether the portal took the result (known once the job is finished).
     pub delivered: Option<bool>,
@@ -260,7 +267,7 @@ pub struct ResultOverview {
     pub idempotency_key: String,
     /// The result document exactly as sent.
     pub body: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub ready_at: Timestamp,
 }
 
@@ -268,11 +275,11 @@ pub struct ResultOverview {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Delivery {
     pub attempt: u32,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub sent_at: Timestamp,
     /// `acknowledged`, `failed`, or `no answer` (nothing journaled after the send).
     pub outcome: &'static str,
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "serialize_rfc3339_opt")]
     pub answered_at: Option<Timestamp>,
     pub retryable: Option<bool>,
     pub error: Option<String>,
@@ -281,7 +288,7 @@ pub struct Delivery {
 /// One row of the timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TimelineEntry {
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "serialize_rfc3339")]
     pub at: Timestamp,
     pub since_start_ms: u64,
     pub gap_ms: u64,
@@ -380,10 +387,7 @@ impl Overview {
 
 fn step_overview(index: usize, state: &StepState) -> StepOverview {
     let (script, poll) = match &state.step.kind {
-        StepKind::Script { script, poll } => (
-            Some(script.clone()),
-            poll.map(|p| (p.interval_ms, p.timeout_ms)),
-        ),
+        StepKind::Script { script, poll } => (Some(script.clone()), *poll),
         _ => (None, None),
     };
     let target = match &state.step.kind {
@@ -409,7 +413,10 @@ fn step_overview(index: usize, state: &StepState) -> StepOverview {
             ("source", source.clone()),
         ],
         StepKind::Script { .. } => Vec::new(),
-    };
+    }
+    .into_iter()
+    .map(|(name, value)| Target { name, value })
+    .collect();
     let is_script = matches!(state.step.kind, StepKind::Script { .. });
     StepOverview {
         index: StepIndex::try_from(index).unwrap_or(StepIndex::MAX),
@@ -646,17 +653,6 @@ fn action_line(job: &Job, action: &Action) -> String {
             format!("send the result (delivery attempt {attempt}, same idempotency key)")
         }
         Action::Finish { status, .. } => format!("close the job as {}", status.as_str()),
-    }
-}
-
-fn rfc3339<S: Serializer>(at: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(at)
-}
-
-fn rfc3339_opt<S: Serializer>(at: &Option<Timestamp>, serializer: S) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => serializer.collect_str(at),
-        None => serializer.serialize_none(),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{CommandSummary, OpsError, format_age, known_jobs, short_id};
 use crate::inspect::{self, JournalSource};
 use ::replay::{JobId, JobState, LastStep, Timestamp};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 /// One job, as `jobs` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,19 +16,12 @@ pub struct JobRow {
     /// Name and version for a push; what was asked for an import.
     pub package: String,
     pub state: JobState,
-    #[serde(serialize_with = "rfc3339_opt")]
+    #[serde(serialize_with = "::replay::serialize_rfc3339_opt")]
     pub received_at: Option<Timestamp>,
     pub age_ms: Option<u64>,
     pub last_step: Option<LastStep>,
     /// Why a broken job is quarantined.
     pub reason: Option<String>,
-}
-
-fn rfc3339_opt<S: Serializer>(at: &Option<Timestamp>, serializer: S) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => serializer.collect_str(at),
-        None => serializer.serialize_none(),
-    }
 }
 
 /// The state named by `--state`, or an error listing the valid ones.

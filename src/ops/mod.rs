@@ -43,6 +43,8 @@ pub enum OpsError {
         given: String,
         candidates: Vec<String>,
     },
+    #[error("job {job} cannot be shown: its first record is unreadable ({reason})")]
+    Unreadable { job: String, reason: String },
     #[error("cannot render JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -392,6 +394,87 @@ mod tests {
             );
             assert_eq!(err.exit_code(), 2);
         }
+    }
+
+    #[test]
+    fn quarantined_and_unreadable_jobs_are_listed_and_explained() {
+        use crate::engine::store::{PAYLOAD_FORMAT, Store};
+        use ::replay::testkit::canned;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = canned::push_killed_in_step();
+        let diverging = canned::push_step_fails();
+        let unreadable = Uuid::from_u128(0xdead_0000_0000_4000_8000_0000_0000_0001);
+        {
+            let store = Store::open(dir.path(), journal::Options::new()).expect("a store");
+            for entry in &good.entries {
+                store
+                    .record(good.job, entry.at, entry.event.clone())
+                    .expect("records");
+            }
+            // Written around the store's check, as a different machine version might have: the
+            // last event starts a step after the job concluded.
+            let mut events: Vec<::replay::Event> =
+                diverging.entries.iter().map(|e| e.event.clone()).collect();
+            events.push(::replay::Event::StepStarted {
+                step: 42,
+                attempt: 1,
+            });
+            for event in &events {
+                let payload = journal::encode_payload(event).expect("encodes");
+                store
+                    .journal()
+                    .append_durable(
+                        diverging.job.0,
+                        journal::Timestamp(diverging.now.0),
+                        PAYLOAD_FORMAT,
+                        &payload,
+                    )
+                    .expect("appends");
+            }
+            // A job whose first record a future connector wrote.
+            store
+                .journal()
+                .append_durable(unreadable, journal::Timestamp(0), 9, b"future")
+                .expect("appends");
+        }
+        let source = crate::inspect::JournalSource::Dir(dir.path().to_path_buf());
+        let inspection = crate::inspect::open(&source).expect("opens a copy");
+        let now = good.now.plus_millis(60_000);
+        let rows = jobs::rows(&inspection, now);
+        drop(inspection);
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        let row = |id: JobId| rows.iter().find(|r| r.id == id).expect("a row");
+        assert_eq!(row(good.job).state, ::replay::JobState::Running);
+        let quarantined = row(diverging.job);
+        assert_eq!(quarantined.state, ::replay::JobState::Broken);
+        assert!(
+            quarantined
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("event #16 (StepStarted)")),
+            "{quarantined:?}"
+        );
+        let lost = row(JobId(unreadable));
+        assert_eq!(
+            (lost.kind, lost.state),
+            ("unknown", ::replay::JobState::Broken)
+        );
+        assert!(
+            lost.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("payload format 9"))
+        );
+        assert!(jobs::table(&rows).contains("└ broken:"));
+
+        let shown = replay::build(&source, "cmd-push-fails", now).expect("replayed");
+        assert_eq!(shown.overview.state, ::replay::JobState::Broken);
+        assert!(shown.overview.diagnosis.headline.starts_with("broken"));
+        assert!(shown.overview.diagnosis.next.is_empty());
+        // The timeline shows every journaled event, the one that does not fold included.
+        assert_eq!(shown.overview.timeline.len(), diverging.entries.len() + 1);
+        let err = replay::build(&source, "dead0000", now).expect_err("unreadable");
+        assert!(matches!(err, OpsError::Unreadable { .. }), "{err}");
+        assert_eq!(err.exit_code(), 1);
     }
 
     #[test]

@@ -13,15 +13,11 @@ use std::fmt::Write as _;
 pub struct Replay {
     /// The journal directory the copy was taken from.
     pub journal: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "::replay::serialize_rfc3339")]
     pub now: Timestamp,
     pub command: CommandSummary,
     #[serde(flatten)]
     pub overview: Overview,
-}
-
-fn rfc3339<S: serde::Serializer>(at: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(at)
 }
 
 /// Builds the replay of the job `query` names in the journal `source` names, as of `now`.
@@ -38,8 +34,11 @@ pub fn build(source: &JournalSource, query: &str, now: Timestamp) -> Result<Repl
     // A job whose very first record is unreadable has no fold at all: fold what can be read.
     let job = match fleet.job(id) {
         Some(job) => job.clone(),
-        None => ::replay::Job::fold(id, &entries).map_err(|e| OpsError::UnknownJob {
-            given: format!("{query} (its records cannot be read: {e})"),
+        None => ::replay::Job::fold(id, &entries).map_err(|_| OpsError::Unreadable {
+            job: id.to_string(),
+            reason: broken
+                .clone()
+                .unwrap_or_else(|| "it has no readable record".into()),
         })?,
     };
     let mut overview = overview(&job, &entries, now);
@@ -155,8 +154,8 @@ pub fn render(r: &Replay) -> String {
                 .map(|t| format!(" until {t}"))
                 .unwrap_or_default()
         );
-        for (name, value) in &step.target {
-            let _ = writeln!(out, "      {name:11} {value}");
+        for target in &step.target {
+            let _ = writeln!(out, "      {:11} {}", target.name, target.value);
         }
         if let Some(offset) = step.offset {
             let _ = writeln!(out, "      {:11} {offset}", "offset");
@@ -164,12 +163,12 @@ pub fn render(r: &Replay) -> String {
         if let Some(id) = &step.upload_id {
             let _ = writeln!(out, "      {:11} {id}", "upload id");
         }
-        if let Some((interval, timeout)) = step.poll {
+        if let Some(poll) = step.poll {
             let _ = writeln!(
                 out,
                 "      polls every {}, gives up after {}",
-                format_duration(interval),
-                format_duration(timeout)
+                format_duration(poll.interval_ms),
+                format_duration(poll.timeout_ms)
             );
         }
         if let Some(script) = &step.script {
