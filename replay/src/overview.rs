@@ -724,7 +724,10 @@ mod tests {
         assert!(o.steps.iter().all(|s| s.status == "succeeded"));
         assert_eq!(
             o.steps[0].target[0],
-            ("url", "/api/connector/v1/packages/pkg-5c2a".into())
+            Target {
+                name: "url",
+                value: "/api/connector/v1/packages/pkg-5c2a".into()
+            }
         );
         assert_eq!(o.steps[0].offset, Some(0));
         assert_eq!(o.steps[2].attempts[0].exit_code, Some(0));
