@@ -203,10 +203,8 @@ fn read_only(name: &str, outcome: Result<String, sccm_connector::ops::OpsError>)
         }
         Err(error) => {
             let code = error.exit_code();
-            eprintln!(
-                "{:#}",
-                anyhow::Error::new(error).context(format!("sccm-connector {name}"))
-            );
+            // The error's text already names its causes.
+            eprintln!("sccm-connector {name}: {error}");
             ExitCode::from(code)
         }
     }
