@@ -34,8 +34,8 @@ pub fn parse_state(word: &str) -> Result<JobState, OpsError> {
 
 /// Every job of the inspected journal as of `now`, oldest first.
 pub fn rows(inspection: &inspect::Inspection, now: Timestamp) -> Vec<JobRow> {
-    let fleet = inspection.store.fleet();
-    let mut rows: Vec<JobRow> = known_jobs(inspection)
+    let (fleet, known) = known_jobs(inspection);
+    let mut rows: Vec<JobRow> = known
         .into_iter()
         .map(|known| match fleet.job(known.id) {
             Some(job) => JobRow {

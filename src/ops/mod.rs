@@ -17,7 +17,7 @@ pub mod replay;
 
 use crate::engine::store::StoreError;
 use crate::inspect::{InspectError, Inspection};
-use ::replay::{JobId, Timestamp};
+use ::replay::{Fleet, JobId, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -78,8 +78,9 @@ pub(crate) struct Known {
     pub broken: Option<String>,
 }
 
-/// Every job of the inspected journal: those that fold, quarantined ones, unreadable ones.
-pub(crate) fn known_jobs(inspection: &Inspection) -> Vec<Known> {
+/// Every job of the inspected journal — those that fold, quarantined ones, unreadable ones —
+/// with the folded fleet they were read from.
+pub(crate) fn known_jobs(inspection: &Inspection) -> (Fleet, Vec<Known>) {
     let fleet = inspection.store.fleet();
     let mut known: Vec<Known> = fleet
         .jobs()
@@ -107,7 +108,7 @@ pub(crate) fn known_jobs(inspection: &Inspection) -> Vec<Known> {
     for (id, reason) in inspection.store.broken() {
         mark(id, reason);
     }
-    known
+    (fleet, known)
 }
 
 /// The job `query` names among `known`: a full id, a unique prefix of at least 4 hex digits

@@ -23,14 +23,13 @@ pub struct Replay {
 /// Builds the replay of the job `query` names in the journal `source` names, as of `now`.
 pub fn build(source: &JournalSource, query: &str, now: Timestamp) -> Result<Replay, OpsError> {
     let inspection = inspect::open(source)?;
-    let known = known_jobs(&inspection);
+    let (fleet, known) = known_jobs(&inspection);
     let id = resolve(&known, query)?;
     let entries = inspection.store.entries(id)?;
     let broken = known
         .iter()
         .find(|k| k.id == id)
         .and_then(|k| k.broken.clone());
-    let fleet = inspection.store.fleet();
     // A job whose very first record is unreadable has no fold at all: fold what can be read.
     let job = match fleet.job(id) {
         Some(job) => job.clone(),
