@@ -30,17 +30,14 @@ pub fn build(source: &JournalSource, query: &str, now: Timestamp) -> Result<Repl
         .iter()
         .find(|k| k.id == id)
         .and_then(|k| k.broken.clone());
-    // A job whose very first record is unreadable has no fold at all: fold what can be read.
-    let job = match fleet.job(id) {
-        Some(job) => job.clone(),
-        None => ::replay::Job::fold(id, &entries).map_err(|_| OpsError::Unreadable {
+    // A job whose very first record is unreadable has no fold to show, only its reason.
+    let Some(job) = fleet.job(id) else {
+        return Err(OpsError::Unreadable {
             job: id.to_string(),
-            reason: broken
-                .clone()
-                .unwrap_or_else(|| "it has no readable record".into()),
-        })?,
+            reason: broken.unwrap_or_else(|| "it has no readable record".into()),
+        });
     };
-    let mut overview = overview(&job, &entries, now);
+    let mut overview = overview(job, &entries, now);
     if let Some(reason) = &broken {
         overview = overview.broken(reason);
     }
