@@ -1,5 +1,6 @@
 //! The command line: raw arguments only (clap). Parsing does no I/O; `main` acts on the result.
 
+use crate::inspect::JournalSource;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -59,6 +60,32 @@ pub enum CliCommand {
         #[arg(long, value_name = "DIR")]
         console_path: Option<String>,
     },
+    /// List the jobs of a journal, one line each: id, kind, package, state, age, last step.
+    /// Reads a copy; the journal is never modified. Exit code 2 for an unknown --state.
+    Jobs {
+        #[command(flatten)]
+        journal: JournalArgs,
+        /// Only jobs in this state (received, planning, running, waiting, concluding, reporting,
+        /// closing, succeeded, failed, rejected, broken).
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// A JSON array instead of the table (full ids, RFC 3339 times).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job for a reader: the command, a timeline, every step with its exact script and
+    /// attempts, transfers, the exchange with the portal, and a diagnosis. Reads a copy; the
+    /// journal is never modified. Exit code 2 for an unknown or ambiguous JOB.
+    Replay {
+        #[command(flatten)]
+        journal: JournalArgs,
+        /// A job id, a unique prefix of at least 4 hex digits, or the portal's command id.
+        #[arg(value_name = "JOB")]
+        job: String,
+        /// One JSON document instead of the text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the Windows service (install, uninstall, start, stop). On Linux: see the systemd
     /// unit in docs/operations.md.
     Service {
@@ -70,6 +97,28 @@ pub enum CliCommand {
         #[command(subcommand)]
         simulator: SimCommand,
     },
+}
+
+/// Which journal a read-only command reads: exactly one of `--journal DIR` or `--config FILE`.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct JournalArgs {
+    /// The journal directory (a crash-consistent copy is read, also while the connector runs).
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// A connector configuration (TOML) whose `[storage] journal` names the journal.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl From<JournalArgs> for JournalSource {
+    fn from(args: JournalArgs) -> JournalSource {
+        match (args.journal, args.config) {
+            (Some(dir), _) => JournalSource::Dir(dir),
+            // clap requires exactly one of the two.
+            (None, config) => JournalSource::Config(config.unwrap_or_default()),
+        }
+    }
 }
 
 /// What to do with the Windows service.
@@ -115,5 +164,27 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn read_only_commands_take_exactly_one_journal_source() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let source = |args: &[&str]| match parse(args).map(|c| c.command) {
+            Ok(CliCommand::Replay { journal, .. }) | Ok(CliCommand::Jobs { journal, .. }) => {
+                Some(JournalSource::from(journal))
+            }
+            _ => None,
+        };
+        assert_eq!(
+            source(&["sccm-connector", "jobs", "--journal", "/j"]),
+            Some(JournalSource::Dir("/j".into()))
+        );
+        assert_eq!(
+            source(&["sccm-connector", "replay", "abcd", "--config", "c.toml"]),
+            Some(JournalSource::Config("c.toml".into()))
+        );
+        assert!(parse(&["sccm-connector", "jobs"]).is_err());
+        assert!(parse(&["sccm-connector", "jobs", "--journal", "/j", "--config", "c"]).is_err());
+        assert!(parse(&["sccm-connector", "replay", "--journal", "/j"]).is_err());
     }
 }

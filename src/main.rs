@@ -193,6 +193,23 @@ fn service(action: sccm_connector::cli::ServiceCommand) -> ExitCode {
     }
 }
 
+/// `jobs` and `replay`: their output on stdout; 2 for what the user asked wrong, 1 otherwise.
+fn read_only(name: &str, outcome: Result<String, sccm_connector::ops::OpsError>) -> ExitCode {
+    match outcome {
+        Ok(text) => {
+            // A closed pipe (`jobs | head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            let code = error.exit_code();
+            // The error's text already names its causes.
+            eprintln!("sccm-connector {name}: {error}");
+            ExitCode::from(code)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -213,6 +230,18 @@ fn main() -> ExitCode {
             console_path,
         } => doctor(&config, site_code, console_path),
         CliCommand::Service { action } => service(action),
+        CliCommand::Jobs {
+            journal,
+            state,
+            json,
+        } => read_only(
+            "jobs",
+            sccm_connector::ops::jobs::run(&journal.into(), state.as_deref(), json),
+        ),
+        CliCommand::Replay { journal, job, json } => read_only(
+            "replay",
+            sccm_connector::ops::replay::run(&journal.into(), &job, json),
+        ),
         CliCommand::Demo { dir } => demo(dir),
         CliCommand::Plan {
             command,

@@ -64,3 +64,8 @@ mod faults;
 /// metrics endpoint, CMTrace log files, `service` outside Windows.
 #[path = "integration/operations.rs"]
 mod operations;
+
+/// `jobs` and `replay` on real journals (a failed push; a connector still running): steps,
+/// exact scripts, diagnosis, `--journal` and `--config`, the journal untouched, exit code 2.
+#[path = "integration/diagnosis.rs"]
+mod diagnosis;

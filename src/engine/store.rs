@@ -103,29 +103,13 @@ impl Store {
             if state.broken.contains_key(&job) {
                 continue;
             }
-            if record.payload_format() != PAYLOAD_FORMAT {
-                state.broken.insert(
-                    job,
-                    format!(
-                        "record {} has payload format {}, this connector reads {PAYLOAD_FORMAT}",
-                        record.seq(),
-                        record.payload_format()
-                    ),
-                );
-                continue;
-            }
-            match decode_payload::<Event>(record.payload()) {
-                Ok(event) => {
+            match decode(&record) {
+                Ok(entry) => {
                     // A job that does not fold is quarantined inside the fleet; keep going.
-                    let _ = state
-                        .fleet
-                        .apply(job, &Entry::new(Timestamp(record.timestamp().0), event));
+                    let _ = state.fleet.apply(job, &entry);
                 }
-                Err(e) => {
-                    state.broken.insert(
-                        job,
-                        format!("record {} cannot be decoded: {e}", record.seq()),
-                    );
+                Err(why) => {
+                    state.broken.insert(job, why);
                 }
             }
         }
@@ -238,6 +222,33 @@ impl Store {
     pub fn journal(&self) -> &Journal {
         &self.journal
     }
+
+    /// The journaled entries of `job`, in order, up to its first record that cannot be decoded
+    /// (the reason is in [`Store::broken`]). Empty for a job the journal does not hold.
+    pub fn entries(&self, job: JobId) -> Result<Vec<Entry>, StoreError> {
+        let mut entries = Vec::new();
+        for record in self.journal.iter_job(job.0) {
+            match decode(&record?) {
+                Ok(entry) => entries.push(entry),
+                Err(_) => break,
+            }
+        }
+        Ok(entries)
+    }
+}
+
+/// A record's entry, or why it cannot be read (another payload format, undecodable bytes).
+fn decode(record: &journal::Record) -> Result<Entry, String> {
+    if record.payload_format() != PAYLOAD_FORMAT {
+        return Err(format!(
+            "record {} has payload format {}, this connector reads {PAYLOAD_FORMAT}",
+            record.seq(),
+            record.payload_format()
+        ));
+    }
+    decode_payload::<Event>(record.payload())
+        .map(|event| Entry::new(Timestamp(record.timestamp().0), event))
+        .map_err(|e| format!("record {} cannot be decoded: {e}", record.seq()))
 }
 
 /// Whether `entry` applies to `job` as the fleet stands.
@@ -287,6 +298,16 @@ mod tests {
         assert_eq!(before, history.fold().expect("folds"));
         assert_eq!(store.unfinished(), vec![history.job]);
         assert_eq!(store.job_for_command("cmd-push-killed"), Some(history.job));
+        assert_eq!(
+            store.entries(history.job).expect("entries"),
+            history.entries
+        );
+        assert!(
+            store
+                .entries(JobId(uuid::Uuid::from_u128(99)))
+                .expect("none")
+                .is_empty()
+        );
         assert_eq!(
             store.journal().verify().expect("verifies").records,
             history.entries.len() as u64 + 1
