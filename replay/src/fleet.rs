@@ -31,7 +31,8 @@ pub struct Fleet {
     by_command: BTreeMap<String, JobId>,
     runs: Vec<ConnectorRun>,
     /// Jobs retention archived and pruned, and their command ids.
-    archived: BTreeMap<JobId, ArchivedJob>,
+    /// Archived jobs with the archive file each went to.
+    archived: BTreeMap<JobId, (String, ArchivedJob)>,
     archived_by_command: BTreeMap<String, JobId>,
 }
 
@@ -98,7 +99,7 @@ impl Fleet {
                     run.stopped_at = Some(entry.at);
                 }
             }
-            Event::JobsArchived { jobs, .. } => {
+            Event::JobsArchived { archive, jobs } => {
                 for archived in jobs {
                     self.jobs.remove(&archived.job);
                     self.quarantined.remove(&archived.job);
@@ -111,7 +112,8 @@ impl Fleet {
                             .entry(command_id.clone())
                             .or_insert(archived.job);
                     }
-                    self.archived.insert(archived.job, archived.clone());
+                    self.archived
+                        .insert(archived.job, (archive.clone(), archived.clone()));
                 }
             }
             // Job events under the connector id are meaningless; they are kept in the journal
@@ -154,11 +156,15 @@ impl Fleet {
         self.archived_by_command
             .get(command_id)
             .and_then(|id| self.archived.get(id))
+            .map(|(_, job)| job)
     }
 
-    /// Jobs retention archived (their records are pruned, or about to be), in id order.
-    pub fn archived(&self) -> impl Iterator<Item = &ArchivedJob> {
-        self.archived.values()
+    /// Jobs retention archived (their records are pruned, or about to be), in id order, each
+    /// with the name of its archive file.
+    pub fn archived(&self) -> impl Iterator<Item = (&str, &ArchivedJob)> {
+        self.archived
+            .values()
+            .map(|(file, job)| (file.as_str(), job))
     }
 
     /// What every unfinished job asks for now.

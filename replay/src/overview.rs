@@ -39,11 +39,13 @@ pub enum JobState {
     Rejected,
     /// Its journal records do not fold or cannot be read: quarantined, nothing runs.
     Broken,
+    /// Retention exported it to an archive file and pruned its records from the journal.
+    Archived,
 }
 
 impl JobState {
     /// Every state, in life order.
-    pub const ALL: [JobState; 11] = [
+    pub const ALL: [JobState; 12] = [
         JobState::Received,
         JobState::Planning,
         JobState::Running,
@@ -55,6 +57,7 @@ impl JobState {
         JobState::Failed,
         JobState::Rejected,
         JobState::Broken,
+        JobState::Archived,
     ];
 
     /// The state of a job that folded, as of `now`.
@@ -95,6 +98,7 @@ impl JobState {
             JobState::Failed => "failed",
             JobState::Rejected => "rejected",
             JobState::Broken => "broken",
+            JobState::Archived => "archived",
         }
     }
 

@@ -490,7 +490,10 @@ fn an_archived_job_leaves_the_fleet_but_its_command_stays_known() {
         fleet.archived_for_command("cmd-push-happy"),
         Some(&archived)
     );
-    assert_eq!(fleet.archived().count(), 1);
+    assert_eq!(
+        fleet.archived().collect::<Vec<_>>(),
+        vec![("jobs-1.jsonl", &archived)]
+    );
     // Nothing more can happen to it.
     let late = Entry::new(happy.now, Event::Acked);
     assert!(fleet.apply(happy.job, &late).is_err());

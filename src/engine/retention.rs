@@ -114,7 +114,7 @@ pub fn sweep(
         store.journal().jobs()?.into_iter().map(|j| j.job).collect();
     let unpruned: Vec<uuid::Uuid> = fleet
         .archived()
-        .map(|a| a.job.0)
+        .map(|(_, a)| a.job.0)
         .filter(|id| live.contains(id))
         .collect();
     if !unpruned.is_empty() {

@@ -38,6 +38,25 @@ pub fn rows(inspection: &inspect::Inspection, now: Timestamp) -> Vec<JobRow> {
     let mut rows: Vec<JobRow> = known
         .into_iter()
         .map(|known| match fleet.job(known.id) {
+            None if known.archived.is_some() => {
+                let archived = fleet
+                    .archived()
+                    .find(|(_, a)| a.job == known.id)
+                    .map(|(_, a)| a.clone());
+                JobRow {
+                    id: known.id,
+                    command_id: known.command_id,
+                    kind: archived
+                        .as_ref()
+                        .map_or("unknown", |a| ::replay::kind_label(a.kind)),
+                    package: format!("(archived to {})", known.archived.as_deref().unwrap_or("?")),
+                    state: JobState::Archived,
+                    received_at: archived.as_ref().map(|a| a.received_at),
+                    age_ms: archived.as_ref().map(|a| now.millis_since(a.received_at)),
+                    last_step: None,
+                    reason: None,
+                }
+            }
             Some(job) => JobRow {
                 id: known.id,
                 command_id: known.command_id,

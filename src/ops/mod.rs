@@ -43,6 +43,10 @@ pub enum OpsError {
         given: String,
         candidates: Vec<String>,
     },
+    #[error(
+        "job {job} finished long ago: retention exported it to the archive file {archive} and pruned it from the journal; `sccm-connector verify <archive folder>/{archive}` checks that file, which holds every event of the job"
+    )]
+    Archived { job: String, archive: String },
     #[error("job {job} cannot be shown: its first record is unreadable ({reason})")]
     Unreadable { job: String, reason: String },
     #[error("cannot render JSON: {0}")]
@@ -76,6 +80,8 @@ pub(crate) struct Known {
     pub command_id: Option<String>,
     /// Why the job is quarantined or unreadable, if it is.
     pub broken: Option<String>,
+    /// The archive file retention moved the job to, if it did.
+    pub archived: Option<String>,
 }
 
 /// Every job of the inspected journal — those that fold, quarantined ones, unreadable ones —
@@ -88,8 +94,15 @@ pub(crate) fn known_jobs(inspection: &Inspection) -> (Fleet, Vec<Known>) {
             id: j.id(),
             command_id: j.command_id().map(str::to_string),
             broken: None,
+            archived: None,
         })
         .collect();
+    known.extend(fleet.archived().map(|(archive, a)| Known {
+        id: a.job,
+        command_id: a.command_id.clone(),
+        broken: None,
+        archived: Some(archive.to_string()),
+    }));
     let mut mark = |id: JobId, reason: String| {
         match known.iter_mut().find(|k| k.id == id) {
             Some(k) => k.broken = Some(reason),
@@ -99,6 +112,7 @@ pub(crate) fn known_jobs(inspection: &Inspection) -> (Fleet, Vec<Known>) {
                     .job(id)
                     .and_then(|j| j.command_id().map(str::to_string)),
                 broken: Some(reason),
+                archived: None,
             }),
         };
     };
@@ -366,6 +380,7 @@ mod tests {
                 id: JobId(Uuid::from_u128(*id)),
                 command_id: cmd.map(str::to_string),
                 broken: None,
+                archived: None,
             })
             .collect()
     }

@@ -25,6 +25,16 @@ pub fn build(source: &JournalSource, query: &str, now: Timestamp) -> Result<Repl
     let inspection = inspect::open(source)?;
     let (fleet, known) = known_jobs(&inspection);
     let id = resolve(&known, query)?;
+    if let Some(archive) = known
+        .iter()
+        .find(|k| k.id == id)
+        .and_then(|k| k.archived.clone())
+    {
+        return Err(OpsError::Archived {
+            job: id.to_string(),
+            archive,
+        });
+    }
     let entries = inspection.store.entries(id)?;
     let broken = known
         .iter()
