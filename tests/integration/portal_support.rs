@@ -235,6 +235,17 @@ impl Portal {
         v["id"].as_str().expect("id").to_owned()
     }
 
+    /// Makes the portal deliver command `id` again (as if restored from an old backup).
+    pub async fn redeliver(&self, id: &str) {
+        let response = self
+            .admin
+            .post(format!("{}/sim/commands/{id}/redeliver", self.base))
+            .send()
+            .await
+            .expect("the admin API answers");
+        assert_eq!(response.status().as_u16(), 204, "redeliver {id}");
+    }
+
     pub async fn command(&self, id: &str) -> Value {
         self.get(&format!("/sim/commands/{id}")).await
     }

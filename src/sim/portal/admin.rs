@@ -9,7 +9,7 @@ use super::{ApiError, Sim, json_response};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -83,6 +83,25 @@ pub async fn add_command(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<Res
         Ok(())
     })?;
     Ok(json_response(StatusCode::CREATED, &json!({"id": id})))
+}
+
+/// `POST /sim/commands/{id}/redeliver`: forgets the command's acknowledgement, so the next poll
+/// delivers it again — what a portal restored from an old backup does. Its results are kept.
+/// `204`, or `404` for an unknown command.
+pub async fn redeliver(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    sim.update(|state| {
+        let command = state
+            .commands
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| ApiError::unknown_command(&id))?;
+        command.acked = false;
+        Ok(())
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /sim/commands/{id}`.

@@ -180,6 +180,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/sim/packages", post(admin::add_package))
         .route("/sim/commands", post(admin::add_command))
         .route("/sim/commands/{id}", get(admin::command))
+        .route("/sim/commands/{id}/redeliver", post(admin::redeliver))
         .route("/sim/results", get(admin::results))
         .route("/sim/uploads/{id}", get(admin::upload))
         .route(
