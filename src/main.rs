@@ -1,7 +1,10 @@
 //! The `sccm-connector` binary: parse the command line, run, map the result to an exit code.
 
+use anyhow::{Context as _, bail};
 use clap::Parser;
-use sccm_connector::cli::{Cli, CliCommand, SimCommand};
+use sccm_connector::audit::{self, ExportMeta, Filter};
+use sccm_connector::cli::{AuditCommand, AuditJournalArgs, Cli, CliCommand, ExportFormat, SimCommand};
+use sccm_connector::inspect::JournalSource;
 use sccm_connector::plan;
 use sccm_connector::powershell::push::SiteAccess;
 use std::io::Write as _;
@@ -193,6 +196,189 @@ fn service(action: sccm_connector::cli::ServiceCommand) -> ExitCode {
     }
 }
 
+fn journal_source(args: &AuditJournalArgs) -> anyhow::Result<JournalSource> {
+    match (&args.journal, &args.config) {
+        (Some(dir), None) => Ok(JournalSource::Dir(dir.clone())),
+        (None, Some(config)) => Ok(JournalSource::Config(config.clone())),
+        _ => bail!("name the journal with exactly one of --journal DIR or --config FILE"),
+    }
+}
+
+/// The arguments of `export`.
+struct ExportArgs {
+    journal: AuditJournalArgs,
+    format: ExportFormat,
+    since: Option<String>,
+    until: Option<String>,
+    job: Option<String>,
+    signing_key: Option<std::path::PathBuf>,
+    output: std::path::PathBuf,
+}
+
+/// `export`: the file is written beside its final name and renamed into place once complete.
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    use audit::time::{Bound, parse_instant};
+    let source = journal_source(&args.journal)?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| parse_instant(t, Bound::Since))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| parse_instant(t, Bound::Until))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
+    let key_path = match (&args.signing_key, &args.journal.config) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(config)) => sccm_connector::config::AuditConfig::from_file(config)?.signing_key,
+        (None, None) => None,
+    };
+    let signer = key_path
+        .as_deref()
+        .map(audit::sign::read_signing_key)
+        .transpose()?;
+    let journal_dir = source.journal_dir()?;
+    let parent = match args.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if let (Ok(out_dir), Ok(journal)) = (parent.canonicalize(), journal_dir.canonicalize())
+        && out_dir.starts_with(&journal)
+    {
+        bail!(
+            "{}: an export is never written inside the journal directory {}",
+            args.output.display(),
+            journal.display()
+        );
+    }
+    let inspection = sccm_connector::inspect::open(&source)?;
+    let job = match &args.job {
+        None => None,
+        Some(id) => Some(match uuid::Uuid::parse_str(id) {
+            Ok(uuid) => uuid,
+            Err(_) => inspection
+                .store
+                .job_for_command(id)
+                .map(|j| j.0)
+                .with_context(|| format!("--job {id}: no job has this id or command id"))?,
+        }),
+    };
+    let filter = Filter { since, until, job };
+    let meta = ExportMeta {
+        source: inspection.source_dir.display().to_string(),
+        exported_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok()),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".sccm-connector-export-")
+        .tempfile_in(&parent)
+        .with_context(|| format!("cannot create a file in {}", parent.display()))?;
+    let journal = inspection.store.journal();
+    let summary = {
+        let mut out = std::io::BufWriter::new(file.as_file_mut());
+        let summary = match args.format {
+            ExportFormat::Jsonl => {
+                audit::write_jsonl(journal, &filter, &meta, &mut out, signer.as_ref())?
+            }
+            ExportFormat::Csv => audit::write_csv(journal, &filter, &meta, &mut out, signer.as_ref())?,
+            ExportFormat::Html => audit::write_html(journal, &filter, &meta, &mut out)?,
+        };
+        out.flush().context("cannot write the export")?;
+        summary
+    };
+    file.as_file().sync_all().context("cannot write the export")?;
+    file.persist(&args.output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    println!(
+        "exported records {}..={} to {}: {} line(s), {} shown, {} redacted, {} left out by the filter",
+        summary.first_seq,
+        summary.last_seq,
+        args.output.display(),
+        summary.count,
+        summary.full,
+        summary.redacted,
+        summary.omitted
+    );
+    println!("chain base {}", summary.chain_base);
+    println!("chain head {}", summary.head);
+    match (args.format, summary.signed) {
+        (ExportFormat::Html, _) => {
+            if signer.is_some() {
+                println!("(HTML exports are for reading and are not signed: sign a jsonl or csv export)");
+            }
+        }
+        (_, true) => println!("signed (Ed25519)"),
+        (_, false) => println!("not signed"),
+    }
+    Ok(())
+}
+
+/// `verify`: 0 valid, 1 a bad record (named), 2 nothing could be checked.
+fn verify(
+    file: Option<std::path::PathBuf>,
+    source: Option<JournalSource>,
+    public_key: Option<std::path::PathBuf>,
+) -> ExitCode {
+    if let Some(file) = file {
+        let key = match public_key
+            .as_deref()
+            .map(audit::sign::read_verifying_key)
+            .transpose()
+        {
+            Ok(key) => key,
+            Err(e) => {
+                eprintln!("sccm-connector verify: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("sccm-connector verify: cannot read {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        };
+        return match audit::verify_export(&bytes, key.as_ref()) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(failure) => {
+                println!("{failure}");
+                println!(
+                    "verification FAILED: {} record(s) valid before the first bad one",
+                    failure.valid
+                );
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(source) = source else {
+        eprintln!("sccm-connector verify: name an export FILE, --journal DIR or --config FILE");
+        return ExitCode::from(2);
+    };
+    match audit::verify_journal(&source) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(Ok(failure)) => {
+            println!("{failure}");
+            println!("verification FAILED");
+            ExitCode::FAILURE
+        }
+        Err(Err(e)) => {
+            eprintln!("sccm-connector verify: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -232,6 +418,58 @@ fn main() -> ExitCode {
                 }
             }
         }
+        CliCommand::Export {
+            journal,
+            format,
+            since,
+            until,
+            job,
+            signing_key,
+            output,
+        } => {
+            let args = ExportArgs {
+                journal,
+                format,
+                since,
+                until,
+                job,
+                signing_key,
+                output,
+            };
+            match export(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sccm-connector export: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        CliCommand::Verify {
+            file,
+            journal,
+            config,
+            public_key,
+        } => {
+            let source = match (journal, config) {
+                (Some(dir), _) => Some(JournalSource::Dir(dir)),
+                (None, Some(config)) => Some(JournalSource::Config(config)),
+                (None, None) => None,
+            };
+            verify(file, source, public_key)
+        }
+        CliCommand::Audit {
+            action: AuditCommand::Keygen { out },
+        } => match audit::sign::keygen(&out) {
+            Ok((private, public)) => {
+                println!("private key (keep it secret; name it in [audit] signing_key): {}", private.display());
+                println!("public key (give it to auditors: verify FILE --public-key …): {}", public.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sccm-connector audit keygen: {e}");
+                ExitCode::FAILURE
+            }
+        },
         CliCommand::Sim { simulator } => match simulator {
             SimCommand::Powershell(raw) => sccm_connector::sim::powershell::main(raw.args),
             SimCommand::Site(raw) => sccm_connector::sim::site::main(raw.args),

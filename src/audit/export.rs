@@ -1,0 +1,328 @@
+//! Writing exports: choose records ([`Filter`]), walk the chain once to plan the covered range,
+//! then write the header, the record lines and the trailer (JSON Lines or CSV), hashing every
+//! byte written before the trailer and signing the result if asked.
+//!
+//! The journal is read through [`journal::Journal::iter_from`], which checks every record's link
+//! to its predecessor as it reads; an export is therefore only ever written from a chain that
+//! verified while it was read.
+
+use super::AuditError;
+use super::csv as csv_encoding;
+use super::record::{
+    FORMAT_NAME, FORMAT_VERSION, FilterInfo, Header, Line, RecordLine, SignatureInfo, Trailer,
+    b64, omitted_line, record_line,
+};
+use super::sign::{self, SigningKey};
+use super::time::rfc3339_millis;
+use journal::{GENESIS, Hash, Journal, Record};
+use replay::Event;
+use sha2::{Digest as _, Sha256};
+use std::io::Write;
+use uuid::Uuid;
+
+/// Which records an export shows. Records outside it are still accounted for, as omitted runs,
+/// between the first and the last record shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only records at or after this instant (Unix epoch milliseconds).
+    pub since: Option<i64>,
+    /// Only records at or before this instant (Unix epoch milliseconds, inclusive).
+    pub until: Option<i64>,
+    /// Only this job's records.
+    pub job: Option<Uuid>,
+}
+
+impl Filter {
+    /// Whether the record is shown.
+    #[must_use]
+    pub fn selects(&self, record: &Record) -> bool {
+        let at = record.timestamp().0;
+        self.since.is_none_or(|s| at >= s)
+            && self.until.is_none_or(|u| at <= u)
+            && self.job.is_none_or(|j| record.job() == j)
+    }
+
+    fn info(&self) -> FilterInfo {
+        FilterInfo {
+            since: self.since.map(rfc3339_millis),
+            until: self.until.map(rfc3339_millis),
+            job: self.job.map(|j| j.to_string()),
+        }
+    }
+}
+
+/// Informational header fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportMeta {
+    /// The journal directory, as the header shows it.
+    pub source: String,
+    /// When the export is made (Unix epoch milliseconds); the library reads no clock.
+    pub exported_at_ms: Option<i64>,
+}
+
+/// The two verifiable encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Jsonl,
+    Csv,
+}
+
+impl Encoding {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Jsonl => "jsonl",
+            Encoding::Csv => "csv",
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Record lines written.
+    pub count: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub chain_base: Hash,
+    /// Hash of record `last_seq`.
+    pub head: Hash,
+    /// Records shown in full, shown redacted, and left out by the filter.
+    pub full: u64,
+    pub redacted: u64,
+    pub omitted: u64,
+    /// SHA-256 of the bytes before the trailer (`None` for HTML).
+    pub content_sha256: Option<String>,
+    pub signed: bool,
+}
+
+/// The covered range, found by a first walk.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub first: u64,
+    pub last: u64,
+    pub base: Hash,
+    pub head: Hash,
+    pub count: u64,
+    pub journal_head_seq: u64,
+    pub journal_head: Hash,
+}
+
+pub(crate) fn plan(journal: &Journal, filter: &Filter) -> Result<Plan, AuditError> {
+    let mut prev = GENESIS;
+    let mut first: Option<(u64, Hash)> = None;
+    let mut last = (0u64, GENESIS);
+    let mut count = 0u64;
+    let mut gap = false;
+    let mut journal_head = (0u64, GENESIS);
+    for record in journal.iter_from(1) {
+        let record = record?;
+        if filter.selects(&record) {
+            if first.is_none() {
+                first = Some((record.seq(), prev));
+            }
+            if gap {
+                count += 1;
+                gap = false;
+            }
+            count += 1;
+            last = (record.seq(), record.hash());
+        } else if first.is_some() {
+            gap = true;
+        }
+        prev = record.hash();
+        journal_head = (record.seq(), prev);
+    }
+    Ok(match first {
+        Some((first, base)) => Plan {
+            first,
+            last: last.0,
+            base,
+            head: last.1,
+            count,
+            journal_head_seq: journal_head.0,
+            journal_head: journal_head.1,
+        },
+        None => Plan {
+            first: journal_head.0 + 1,
+            last: journal_head.0,
+            base: journal_head.1,
+            head: journal_head.1,
+            count: 0,
+            journal_head_seq: journal_head.0,
+            journal_head: journal_head.1,
+        },
+    })
+}
+
+/// Walks the covered range, calling `emit` with every record line (and the decoded event of a
+/// shown record).
+pub(crate) fn walk(
+    journal: &Journal,
+    filter: &Filter,
+    plan: &Plan,
+    mut emit: impl FnMut(RecordLine, Option<Event>) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
+    if plan.count == 0 {
+        return Ok(());
+    }
+    let mut prev = plan.base;
+    let mut gap: Option<(u64, Hash)> = None;
+    for record in journal.iter_from(plan.first) {
+        let record = record?;
+        if record.seq() > plan.last {
+            break;
+        }
+        if filter.selects(&record) {
+            if let Some((from, before)) = gap.take() {
+                emit(omitted_line(from, record.seq() - 1, &before, &prev), None)?;
+            }
+            let (line, event) = record_line(&record, &prev);
+            emit(line, event)?;
+        } else if gap.is_none() {
+            gap = Some((record.seq(), prev));
+        }
+        prev = record.hash();
+    }
+    if prev != plan.head {
+        return Err(AuditError::Changed(format!(
+            "the chain ended at {prev}, the first walk at {}",
+            plan.head
+        )));
+    }
+    Ok(())
+}
+
+fn encode(encoding: Encoding, line: &Line) -> Result<Vec<u8>, AuditError> {
+    match encoding {
+        Encoding::Jsonl => {
+            let mut bytes =
+                serde_json::to_vec(line).map_err(|e| AuditError::Encode(e.to_string()))?;
+            bytes.push(b'\n');
+            Ok(bytes)
+        }
+        Encoding::Csv => csv_encoding::encode(line),
+    }
+}
+
+/// Writes the chosen records of `journal` to `out` as JSON Lines (see `docs/audit.md`),
+/// signed with `signer` if given. Reusable for archiving jobs before they are pruned.
+///
+/// # Errors
+/// [`AuditError::Journal`] if the chain does not verify while it is read, [`AuditError::Write`]
+/// if `out` fails.
+pub fn write_jsonl(
+    journal: &Journal,
+    filter: &Filter,
+    meta: &ExportMeta,
+    out: &mut impl Write,
+    signer: Option<&SigningKey>,
+) -> Result<ExportSummary, AuditError> {
+    write_export(journal, filter, meta, Encoding::Jsonl, out, signer)
+}
+
+/// As [`write_jsonl`], as CSV.
+///
+/// # Errors
+/// As [`write_jsonl`].
+pub fn write_csv(
+    journal: &Journal,
+    filter: &Filter,
+    meta: &ExportMeta,
+    out: &mut impl Write,
+    signer: Option<&SigningKey>,
+) -> Result<ExportSummary, AuditError> {
+    write_export(journal, filter, meta, Encoding::Csv, out, signer)
+}
+
+/// Writes an export in `encoding`.
+///
+/// # Errors
+/// As [`write_jsonl`].
+pub fn write_export(
+    journal: &Journal,
+    filter: &Filter,
+    meta: &ExportMeta,
+    encoding: Encoding,
+    out: &mut impl Write,
+    signer: Option<&SigningKey>,
+) -> Result<ExportSummary, AuditError> {
+    let plan = plan(journal, filter)?;
+    let mut digest = Sha256::new();
+    let mut emit = |bytes: &[u8]| -> Result<(), AuditError> {
+        digest.update(bytes);
+        out.write_all(bytes).map_err(AuditError::Write)
+    };
+    if encoding == Encoding::Csv {
+        emit(&csv_encoding::column_row()?)?;
+    }
+    let header = Header {
+        format: FORMAT_NAME.into(),
+        version: FORMAT_VERSION,
+        encoding: encoding.as_str().into(),
+        source: meta.source.clone(),
+        exported_at: meta.exported_at_ms.map(rfc3339_millis),
+        filter: filter.info(),
+        first_seq: plan.first,
+        last_seq: plan.last,
+        chain_base: plan.base.to_hex(),
+        count: plan.count,
+        journal_head_seq: plan.journal_head_seq,
+        journal_head_hash: plan.journal_head.to_hex(),
+    };
+    emit(&encode(encoding, &Line::Header(header))?)?;
+    let (mut full, mut redacted, mut omitted, mut count) = (0u64, 0u64, 0u64, 0u64);
+    walk(journal, filter, &plan, |line, _| {
+        count += 1;
+        match line.content {
+            super::record::Content::Full => full += 1,
+            super::record::Content::Redacted => redacted += 1,
+            super::record::Content::Omitted => {
+                omitted += line.seq_end.unwrap_or(line.seq) - line.seq + 1;
+            }
+        }
+        emit(&encode(encoding, &Line::Record(line))?)
+    })?;
+    let content_sha256 = crate::portal::download::hex(&digest.finalize());
+    let head = plan.head.to_hex();
+    let base = plan.base.to_hex();
+    let signature = signer.map(|key| {
+        let message = sign::signed_message(
+            &head,
+            count,
+            plan.first,
+            plan.last,
+            &base,
+            &content_sha256,
+        );
+        SignatureInfo {
+            algorithm: "ed25519".into(),
+            public_key: b64(key.verifying_key().as_bytes()),
+            value: b64(&sign::sign(key, &message)),
+        }
+    });
+    let trailer = Trailer {
+        count,
+        first_seq: plan.first,
+        last_seq: plan.last,
+        chain_base: base,
+        head,
+        content_sha256: content_sha256.clone(),
+        signature,
+    };
+    out.write_all(&encode(encoding, &Line::Trailer(trailer))?)
+        .and_then(|()| out.flush())
+        .map_err(AuditError::Write)?;
+    Ok(ExportSummary {
+        count,
+        first_seq: plan.first,
+        last_seq: plan.last,
+        chain_base: plan.base,
+        head: plan.head,
+        full,
+        redacted,
+        omitted,
+        content_sha256: Some(content_sha256),
+        signed: signer.is_some(),
+    })
+}
