@@ -318,12 +318,21 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn print_failure(failure: &audit::VerifyFailure) {
+    println!("{failure}");
+    println!(
+        "verification FAILED: {} record(s) valid before the first bad one",
+        failure.valid
+    );
+}
+
 /// `verify`: 0 valid, 1 a bad record (named), 2 nothing could be checked.
 fn verify(
     file: Option<std::path::PathBuf>,
     source: Option<JournalSource>,
     public_key: Option<std::path::PathBuf>,
 ) -> ExitCode {
+    let mut export = None;
     if let Some(file) = file {
         let key = match public_key
             .as_deref()
@@ -343,33 +352,42 @@ fn verify(
                 return ExitCode::from(2);
             }
         };
-        return match audit::verify_export(&bytes, key.as_ref()) {
+        match audit::verify_export(&bytes, key.as_ref()) {
             Ok(report) => {
                 print!("{report}");
-                ExitCode::SUCCESS
+                export = Some(report);
             }
             Err(failure) => {
-                println!("{failure}");
-                println!(
-                    "verification FAILED: {} record(s) valid before the first bad one",
-                    failure.valid
-                );
-                ExitCode::FAILURE
+                print_failure(&failure);
+                return ExitCode::FAILURE;
             }
-        };
+        }
+    } else if public_key.is_some() {
+        eprintln!("sccm-connector verify: --public-key checks an export's signature: name the export FILE");
+        return ExitCode::from(2);
     }
     let Some(source) = source else {
-        eprintln!("sccm-connector verify: name an export FILE, --journal DIR or --config FILE");
-        return ExitCode::from(2);
+        return ExitCode::SUCCESS;
     };
-    match audit::verify_journal(&source) {
+    let outcome = match &export {
+        Some(report) => audit::journal_holds_export(&source, report),
+        None => audit::verify_journal(&source),
+    };
+    match outcome {
         Ok(report) => {
-            print!("{report}");
+            if let Some(e) = &export {
+                println!(
+                    "the journal holds the export: its record {} has the export's head hash",
+                    e.last_seq
+                );
+                println!("journal: {}", report.to_string().trim_end());
+            } else {
+                print!("{report}");
+            }
             ExitCode::SUCCESS
         }
         Err(Ok(failure)) => {
-            println!("{failure}");
-            println!("verification FAILED");
+            print_failure(&failure);
             ExitCode::FAILURE
         }
         Err(Err(e)) => {

@@ -57,7 +57,8 @@ table{border-collapse:collapse;width:100%;margin:.5em 0}td,th{border:1px solid #
 th{background:#eee}code,pre,.hash{font-family:ui-monospace,Consolas,monospace;font-size:12px}
 pre.script{background:#fff;border:1px solid #ccc;padding:.5em;overflow:auto;max-height:30em;white-space:pre}
 .status{display:inline-block;padding:0 .5em;border-radius:3px;color:#fff;font-weight:bold}
-.status.ok{background:#2e7d32}.status.failed{background:#c62828}.status.rejected{background:#ef6c00}.status.unfinished{background:#546e7a}
+td code{word-break:break-all}table.events td:nth-child(5){max-width:40em}
+.status.connector{background:#1565c0}.status.ok{background:#2e7d32}.status.failed{background:#c62828}.status.rejected{background:#ef6c00}.status.unfinished{background:#546e7a}
 .verified{color:#2e7d32;font-weight:bold}.redacted{color:#ef6c00}.omitted{color:#777}
 svg.timeline{width:100%;background:#fff;border:1px solid #ddd}
 rect.bar.ok{fill:#43a047}rect.bar.failed{fill:#e53935}rect.bar.incomplete{fill:#fb8c00}rect.bar.running{fill:#90a4ae}
@@ -228,7 +229,11 @@ pub fn write_html(
         data_jobs.push(json!({
             "index": index, "start": view.start, "end": view.end, "bars": view.bars,
         }));
-        let status = view.status.clone().unwrap_or_else(|| "unfinished".into());
+        let status = if id.as_str() == replay::JobId::CONNECTOR.0.to_string() {
+            "connector".to_string()
+        } else {
+            view.status.clone().unwrap_or_else(|| "unfinished".into())
+        };
         let _ = write!(
             body,
             "<section class=\"job\" id=\"job-{index}\"><h2>Job <code>{}</code> <span class=\"status {}\">{}</span></h2>\n<p>command <code>{}</code>, kind {}, first record {}, {} → {}</p>\n",

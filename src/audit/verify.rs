@@ -534,15 +534,21 @@ pub fn error_seq(error: &JournalError) -> Option<u64> {
     }
 }
 
-/// `verify --journal DIR` / `--config FILE`: the whole chain of a private copy of the journal
-/// (see `inspect`), every hash recomputed, every index and head checked.
-///
-/// # Errors
-/// `Err(Ok(failure))` for a journal that does not verify (naming the record), `Err(Err(e))`
-/// when it cannot be read at all.
-pub fn verify_journal(
+fn as_failure(e: JournalError) -> Result<VerifyFailure, AuditError> {
+    Ok(VerifyFailure {
+        seq: error_seq(&e),
+        line: None,
+        reason: e.to_string(),
+        valid: error_seq(&e).map_or(0, |s| s.saturating_sub(1)),
+    })
+}
+
+/// A verified private copy of the journal `source` names (see `inspect`): the copy's directory
+/// (removed when dropped), the open journal and its report.
+fn open_verified(
     source: &JournalSource,
-) -> Result<JournalReport, Result<VerifyFailure, AuditError>> {
+) -> Result<(tempfile::TempDir, journal::Journal, JournalReport), Result<VerifyFailure, AuditError>>
+{
     let dir = source
         .journal_dir()
         .map_err(|e| Err(AuditError::Inspect(e)))?;
@@ -552,20 +558,76 @@ pub fn verify_journal(
         .map_err(|e| Err(AuditError::Write(e)))?;
     let copied = copy.path().join("journal");
     journal::copy_for_reading(&dir, &copied).map_err(|e| Err(AuditError::Journal(e)))?;
-    let as_failure = |e: JournalError| {
-        Ok(VerifyFailure {
-            seq: error_seq(&e),
-            line: None,
-            reason: e.to_string(),
-            valid: error_seq(&e).map_or(0, |s| s.saturating_sub(1)),
-        })
-    };
     let journal = journal::Journal::open(&copied, journal::Options::new()).map_err(as_failure)?;
     let report = journal.verify().map_err(as_failure)?;
-    drop(journal);
-    Ok(JournalReport {
+    let report = JournalReport {
         records: report.records,
         jobs: report.jobs,
         head: report.head_hash,
-    })
+    };
+    Ok((copy, journal, report))
+}
+
+/// `verify --journal DIR` / `--config FILE`: the whole chain of a private copy of the journal
+/// (see `inspect`), every hash recomputed, every index and head checked.
+///
+/// A journal is self-consistent after sled's recovery cut a damaged log back to its last
+/// intact batch, so this cannot tell a journal that lost its tail; [`journal_holds_export`]
+/// can, given an earlier export.
+///
+/// # Errors
+/// `Err(Ok(failure))` for a journal that does not verify (naming the record), `Err(Err(e))`
+/// when it cannot be read at all.
+pub fn verify_journal(
+    source: &JournalSource,
+) -> Result<JournalReport, Result<VerifyFailure, AuditError>> {
+    let (_copy, journal, report) = open_verified(source)?;
+    drop(journal);
+    Ok(report)
+}
+
+/// `verify FILE --journal DIR`: the journal verifies and still holds what the (verified)
+/// export covers — its record `last_seq` has the export's head hash, which by the chain fixes
+/// every record up to it. Catches a journal that lost records or was rewritten since.
+///
+/// # Errors
+/// As [`verify_journal`]; a failure names the first record that differs or is missing.
+pub fn journal_holds_export(
+    source: &JournalSource,
+    export: &VerifyReport,
+) -> Result<JournalReport, Result<VerifyFailure, AuditError>> {
+    let (_copy, journal, report) = open_verified(source)?;
+    if export.last_seq == 0 {
+        return Ok(report);
+    }
+    if report.records < export.last_seq {
+        return Err(Ok(VerifyFailure {
+            seq: Some(report.records + 1),
+            line: None,
+            reason: format!(
+                "missing from the journal: it ends at record {} ({}), the export covers records up to {} (records lost, or the journal was cut back)",
+                report.records, report.head, export.last_seq
+            ),
+            valid: report.records,
+        }));
+    }
+    let record = journal
+        .iter_from(export.last_seq)
+        .next()
+        .transpose()
+        .map_err(as_failure)?;
+    let hash = record.map(|r| r.hash().to_hex()).unwrap_or_default();
+    if hash != export.head {
+        return Err(Ok(VerifyFailure {
+            seq: Some(export.last_seq),
+            line: None,
+            reason: format!(
+                "the journal's record {} has hash {hash}, the export's head is {} (the journal or the export was changed)",
+                export.last_seq, export.head
+            ),
+            valid: 0,
+        }));
+    }
+    drop(journal);
+    Ok(report)
 }
