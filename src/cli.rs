@@ -204,8 +204,18 @@ mod tests {
         assert!(parse(&["export", "--config", "c", "--format", "html", "-o", "x"]).is_ok());
         assert!(parse(&["export", "--format", "csv", "-o", "x"]).is_err());
         assert!(
-            parse(&["export", "--journal", "j", "--config", "c", "--format", "csv", "-o", "x"])
-                .is_err()
+            parse(&[
+                "export",
+                "--journal",
+                "j",
+                "--config",
+                "c",
+                "--format",
+                "csv",
+                "-o",
+                "x"
+            ])
+            .is_err()
         );
         assert!(parse(&["verify", "x.jsonl"]).is_ok());
         assert!(parse(&["verify", "x.jsonl", "--public-key", "k"]).is_ok());

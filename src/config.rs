@@ -125,14 +125,16 @@ impl AuditConfig {
         })?;
         match table.get("audit") {
             None => Ok(AuditConfig::default()),
-            Some(value) => value
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    path: shown,
-                    field: "audit",
-                    reason: e.to_string(),
-                }),
+            Some(value) => {
+                value
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                        path: shown,
+                        field: "audit",
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 }
@@ -529,8 +531,10 @@ local = "/srv/sources"
     #[test]
     fn the_audit_signing_key_is_optional() {
         assert_eq!(parse(GOOD).expect("valid").audit.signing_key, None);
-        let c = parse(&format!("{GOOD}\n[audit]\nsigning_key = '/etc/sccm/audit-signing.pem'\n"))
-            .expect("valid");
+        let c = parse(&format!(
+            "{GOOD}\n[audit]\nsigning_key = '/etc/sccm/audit-signing.pem'\n"
+        ))
+        .expect("valid");
         assert_eq!(
             c.audit.signing_key,
             Some(PathBuf::from("/etc/sccm/audit-signing.pem"))
@@ -546,14 +550,20 @@ local = "/srv/sources"
         // Read alone, from a file that would not start the connector.
         let dir = tempfile::tempdir().expect("temp");
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[storage]\njournal = 'j'\n[audit]\nsigning_key = 'k.pem'\n")
-            .expect("written");
+        std::fs::write(
+            &path,
+            "[storage]\njournal = 'j'\n[audit]\nsigning_key = 'k.pem'\n",
+        )
+        .expect("written");
         assert_eq!(
             AuditConfig::from_file(&path).expect("read").signing_key,
             Some(PathBuf::from("k.pem"))
         );
         std::fs::write(&path, "[storage]\njournal = 'j'\n").expect("written");
-        assert_eq!(AuditConfig::from_file(&path).expect("read"), AuditConfig::default());
+        assert_eq!(
+            AuditConfig::from_file(&path).expect("read"),
+            AuditConfig::default()
+        );
         std::fs::write(&path, "[audit]\nsigning = 'k.pem'\n").expect("written");
         assert!(AuditConfig::from_file(&path).is_err());
     }

@@ -3,7 +3,9 @@
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use sccm_connector::audit::{self, ExportMeta, Filter};
-use sccm_connector::cli::{AuditCommand, AuditJournalArgs, Cli, CliCommand, ExportFormat, SimCommand};
+use sccm_connector::cli::{
+    AuditCommand, AuditJournalArgs, Cli, CliCommand, ExportFormat, SimCommand,
+};
 use sccm_connector::inspect::JournalSource;
 use sccm_connector::plan;
 use sccm_connector::powershell::push::SiteAccess;
@@ -196,6 +198,19 @@ fn service(action: sccm_connector::cli::ServiceCommand) -> ExitCode {
     }
 }
 
+/// Writes to stdout; a closed pipe (`verify … | head`) is not worth a panic.
+macro_rules! outp {
+    ($($arg:tt)*) => {{
+        let _ = std::io::stdout().write_all(format!($($arg)*).as_bytes());
+    }};
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let _ = std::io::stdout().write_all(format!("{}\n", format!($($arg)*)).as_bytes());
+    }};
+}
+
 fn journal_source(args: &AuditJournalArgs) -> anyhow::Result<JournalSource> {
     match (&args.journal, &args.config) {
         (Some(dir), None) => Ok(JournalSource::Dir(dir.clone())),
@@ -255,16 +270,26 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         );
     }
     let inspection = sccm_connector::inspect::open(&source)?;
+    let journaled_jobs: Vec<uuid::Uuid> = match &args.job {
+        Some(_) => inspection
+            .store
+            .journal()
+            .jobs()?
+            .into_iter()
+            .map(|j| j.job)
+            .collect(),
+        None => Vec::new(),
+    };
     let job = match &args.job {
         None => None,
-        Some(id) => Some(match uuid::Uuid::parse_str(id) {
-            Ok(uuid) => uuid,
-            Err(_) => inspection
-                .store
-                .job_for_command(id)
-                .map(|j| j.0)
+        // A job id, else a portal command id (which may look like a uuid too).
+        Some(id) => Some(
+            uuid::Uuid::parse_str(id)
+                .ok()
+                .filter(|u| journaled_jobs.contains(u))
+                .or_else(|| inspection.store.job_for_command(id).map(|j| j.0))
                 .with_context(|| format!("--job {id}: no job has this id or command id"))?,
-        }),
+        ),
     };
     let filter = Filter { since, until, job };
     let meta = ExportMeta {
@@ -285,16 +310,20 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
             ExportFormat::Jsonl => {
                 audit::write_jsonl(journal, &filter, &meta, &mut out, signer.as_ref())?
             }
-            ExportFormat::Csv => audit::write_csv(journal, &filter, &meta, &mut out, signer.as_ref())?,
+            ExportFormat::Csv => {
+                audit::write_csv(journal, &filter, &meta, &mut out, signer.as_ref())?
+            }
             ExportFormat::Html => audit::write_html(journal, &filter, &meta, &mut out)?,
         };
         out.flush().context("cannot write the export")?;
         summary
     };
-    file.as_file().sync_all().context("cannot write the export")?;
+    file.as_file()
+        .sync_all()
+        .context("cannot write the export")?;
     file.persist(&args.output)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
-    println!(
+    outln!(
         "exported records {}..={} to {}: {} line(s), {} shown, {} redacted, {} left out by the filter",
         summary.first_seq,
         summary.last_seq,
@@ -304,23 +333,25 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         summary.redacted,
         summary.omitted
     );
-    println!("chain base {}", summary.chain_base);
-    println!("chain head {}", summary.head);
+    outln!("chain base {}", summary.chain_base);
+    outln!("chain head {}", summary.head);
     match (args.format, summary.signed) {
         (ExportFormat::Html, _) => {
             if signer.is_some() {
-                println!("(HTML exports are for reading and are not signed: sign a jsonl or csv export)");
+                outln!(
+                    "(HTML exports are for reading and are not signed: sign a jsonl or csv export)"
+                );
             }
         }
-        (_, true) => println!("signed (Ed25519)"),
-        (_, false) => println!("not signed"),
+        (_, true) => outln!("signed (Ed25519)"),
+        (_, false) => outln!("not signed"),
     }
     Ok(())
 }
 
 fn print_failure(failure: &audit::VerifyFailure) {
-    println!("{failure}");
-    println!(
+    outln!("{failure}");
+    outln!(
         "verification FAILED: {} record(s) valid before the first bad one",
         failure.valid
     );
@@ -354,7 +385,7 @@ fn verify(
         };
         match audit::verify_export(&bytes, key.as_ref()) {
             Ok(report) => {
-                print!("{report}");
+                outp!("{report}");
                 export = Some(report);
             }
             Err(failure) => {
@@ -363,7 +394,9 @@ fn verify(
             }
         }
     } else if public_key.is_some() {
-        eprintln!("sccm-connector verify: --public-key checks an export's signature: name the export FILE");
+        eprintln!(
+            "sccm-connector verify: --public-key checks an export's signature: name the export FILE"
+        );
         return ExitCode::from(2);
     }
     let Some(source) = source else {
@@ -376,13 +409,13 @@ fn verify(
     match outcome {
         Ok(report) => {
             if let Some(e) = &export {
-                println!(
+                outln!(
                     "the journal holds the export: its record {} has the export's head hash",
                     e.last_seq
                 );
-                println!("journal: {}", report.to_string().trim_end());
+                outln!("journal: {}", report.to_string().trim_end());
             } else {
-                print!("{report}");
+                outp!("{report}");
             }
             ExitCode::SUCCESS
         }
@@ -479,8 +512,14 @@ fn main() -> ExitCode {
             action: AuditCommand::Keygen { out },
         } => match audit::sign::keygen(&out) {
             Ok((private, public)) => {
-                println!("private key (keep it secret; name it in [audit] signing_key): {}", private.display());
-                println!("public key (give it to auditors: verify FILE --public-key …): {}", public.display());
+                outln!(
+                    "private key (keep it secret; name it in [audit] signing_key): {}",
+                    private.display()
+                );
+                outln!(
+                    "public key (give it to auditors: verify FILE --public-key …): {}",
+                    public.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -64,3 +64,8 @@ mod faults;
 /// metrics endpoint, CMTrace log files, `service` outside Windows.
 #[path = "integration/operations.rs"]
 mod operations;
+
+/// Audit exports (jsonl, csv, html) of a real journal and a hostile one: verification, the
+/// tamper suite, filters, signatures (with openssl), damaged journals, Chromium rendering.
+#[path = "integration/audit.rs"]
+mod audit;

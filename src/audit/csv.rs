@@ -81,7 +81,9 @@ pub fn encode(line: &Line) -> Result<Vec<u8>, AuditError> {
             fields[9] = opt(r.payload_format);
             fields[10] = opt(r.event.as_ref());
             fields[11] = match &r.data {
-                Some(d) => serde_json::to_string(d).map_err(|e| AuditError::Encode(e.to_string()))?,
+                Some(d) => {
+                    serde_json::to_string(d).map_err(|e| AuditError::Encode(e.to_string()))?
+                }
                 None => String::new(),
             };
             fields[12] = r.prev_hash.clone();

@@ -9,8 +9,8 @@
 use super::AuditError;
 use super::csv as csv_encoding;
 use super::record::{
-    FORMAT_NAME, FORMAT_VERSION, FilterInfo, Header, Line, RecordLine, SignatureInfo, Trailer,
-    b64, omitted_line, record_line,
+    FORMAT_NAME, FORMAT_VERSION, FilterInfo, Header, Line, RecordLine, SignatureInfo, Trailer, b64,
+    omitted_line, record_line,
 };
 use super::sign::{self, SigningKey};
 use super::time::rfc3339_millis;
@@ -287,14 +287,8 @@ pub fn write_export(
     let head = plan.head.to_hex();
     let base = plan.base.to_hex();
     let signature = signer.map(|key| {
-        let message = sign::signed_message(
-            &head,
-            count,
-            plan.first,
-            plan.last,
-            &base,
-            &content_sha256,
-        );
+        let message =
+            sign::signed_message(&head, count, plan.first, plan.last, &base, &content_sha256);
         SignatureInfo {
             algorithm: "ed25519".into(),
             public_key: b64(key.verifying_key().as_bytes()),

@@ -21,9 +21,13 @@ pub mod sign;
 pub mod time;
 pub mod verify;
 
-pub use export::{Encoding, ExportMeta, ExportSummary, Filter, write_csv, write_export, write_jsonl};
+pub use export::{
+    Encoding, ExportMeta, ExportSummary, Filter, write_csv, write_export, write_jsonl,
+};
 pub use html::write_html;
-pub use verify::{VerifyFailure, VerifyReport, journal_holds_export, verify_export, verify_journal};
+pub use verify::{
+    VerifyFailure, VerifyReport, journal_holds_export, verify_export, verify_journal,
+};
 
 use thiserror::Error;
 

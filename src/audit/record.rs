@@ -309,7 +309,10 @@ mod tests {
     fn lines_tag_their_type() {
         let line = Line::Record(omitted_line(3, 5, &journal::GENESIS, &journal::GENESIS));
         let text = serde_json::to_string(&line).expect("json");
-        assert!(text.starts_with("{\"type\":\"record\",\"seq\":3,\"seq_end\":5"), "{text}");
+        assert!(
+            text.starts_with("{\"type\":\"record\",\"seq\":3,\"seq_end\":5"),
+            "{text}"
+        );
         let back: Line = serde_json::from_str(&text).expect("parses");
         assert_eq!(back, line);
     }

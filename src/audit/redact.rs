@@ -26,12 +26,13 @@ use std::sync::LazyLock;
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Words that make a key (JSON key, `key=`, `-Key`) name a secret.
-const KEY_WORDS: &str =
-    r"password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|credentials?|authorization|cookie|remote[_-]?id";
+const KEY_WORDS: &str = r"password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|credentials?|authorization|cookie|remote[_-]?id";
 
 static SECRET_KEY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"(?i)(?:{KEY_WORDS})|^(?:sig|signature|sas|auth)$"))
-        .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+    Regex::new(&format!(
+        r"(?i)(?:{KEY_WORDS})|^(?:sig|signature|sas|auth)$"
+    ))
+    .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
 });
 
 static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
@@ -194,7 +195,10 @@ mod tests {
             redact_text("GET /x?X-Amz-Credential=AKIA/1&X-Amz-Signature=deadbeef"),
             "GET /x?X-Amz-Credential=[REDACTED]&X-Amz-Signature=[REDACTED]"
         );
-        assert_eq!(redact_text("/p?access_token=abc.def"), "/p?access_token=[REDACTED]");
+        assert_eq!(
+            redact_text("/p?access_token=abc.def"),
+            "/p?access_token=[REDACTED]"
+        );
     }
 
     #[test]

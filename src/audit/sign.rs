@@ -158,7 +158,8 @@ pub fn keygen(dir: &Path) -> Result<(PathBuf, PathBuf), AuditError> {
     file.write_all(private_text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| key_error(&private, "cannot write", e))?;
-    let mut file = create_new(&public, false).map_err(|e| key_error(&public, "cannot create", e))?;
+    let mut file =
+        create_new(&public, false).map_err(|e| key_error(&public, "cannot create", e))?;
     file.write_all(public_text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| key_error(&public, "cannot write", e))?;
@@ -176,7 +177,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&private).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(&private)
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(keygen(dir.path()).is_err(), "never overwrites");

@@ -154,12 +154,14 @@ pub fn parse_instant(text: &str, bound: Bound) -> Result<i64, String> {
             if h > 23 || m > 59 {
                 return Err(format!("{text:?}: offset out of range"));
             }
-            if *sign == b'-' { -(h * 60 + m) } else { h * 60 + m }
+            if *sign == b'-' {
+                -(h * 60 + m)
+            } else {
+                h * 60 + m
+            }
         }
         _ => {
-            return Err(format!(
-                "{text:?}: an RFC 3339 instant ends in Z or ±HH:MM"
-            ));
+            return Err(format!("{text:?}: an RFC 3339 instant ends in Z or ±HH:MM"));
         }
     };
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
@@ -174,14 +176,23 @@ mod tests {
     #[test]
     fn renders_known_instants() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_580_461_920_000), "2020-01-31T09:12:00.000Z");
-        assert_eq!(rfc3339_millis(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            rfc3339_millis(1_580_461_920_000),
+            "2020-01-31T09:12:00.000Z"
+        );
+        assert_eq!(
+            rfc3339_millis(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
         assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]
     fn reads_dates_and_instants() {
-        assert_eq!(parse_instant("2020-01-31", Bound::Since), Ok(1_580_428_800_000));
+        assert_eq!(
+            parse_instant("2020-01-31", Bound::Since),
+            Ok(1_580_428_800_000)
+        );
         assert_eq!(
             parse_instant("2020-01-31", Bound::Until),
             Ok(1_580_428_800_000 + 86_400_000 - 1)

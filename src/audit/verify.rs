@@ -48,12 +48,7 @@ impl fmt::Display for VerifyReport {
         writeln!(
             f,
             "  {} export of records {}..={}: {} with their bytes rehashed and decoded, {} redacted (link checked), {} left out by the export's filter (link checked)",
-            self.encoding,
-            self.first_seq,
-            self.last_seq,
-            self.full,
-            self.redacted,
-            self.omitted
+            self.encoding, self.first_seq, self.last_seq, self.full, self.redacted, self.omitted
         )?;
         writeln!(f, "  chain base {}", self.chain_base)?;
         writeln!(f, "  chain head {}", self.head)?;
@@ -100,7 +95,12 @@ struct Parsed {
     line: Result<Line, String>,
 }
 
-fn fail(seq: Option<u64>, line: Option<usize>, reason: impl Into<String>, valid: u64) -> VerifyFailure {
+fn fail(
+    seq: Option<u64>,
+    line: Option<usize>,
+    reason: impl Into<String>,
+    valid: u64,
+) -> VerifyFailure {
     VerifyFailure {
         seq,
         line,
@@ -126,7 +126,9 @@ fn parse_jsonl(bytes: &[u8]) -> Result<Vec<Parsed>, VerifyFailure> {
         let text = &bytes[start..start + len];
         let line = std::str::from_utf8(text)
             .map_err(|e| format!("not UTF-8: {e}"))
-            .and_then(|t| serde_json::from_str::<Line>(t).map_err(|e| format!("not an export line: {e}")));
+            .and_then(|t| {
+                serde_json::from_str::<Line>(t).map_err(|e| format!("not an export line: {e}"))
+            });
         out.push(Parsed {
             number,
             start,
@@ -138,7 +140,8 @@ fn parse_jsonl(bytes: &[u8]) -> Result<Vec<Parsed>, VerifyFailure> {
 }
 
 fn parse_csv(bytes: &[u8]) -> Result<Vec<Parsed>, VerifyFailure> {
-    let rows = csv_encoding::parse(bytes).map_err(|(row, reason)| fail(None, Some(row), reason, 0))?;
+    let rows =
+        csv_encoding::parse(bytes).map_err(|(row, reason)| fail(None, Some(row), reason, 0))?;
     let mut out: Vec<Parsed> = rows
         .into_iter()
         .map(|r| Parsed {
@@ -182,7 +185,8 @@ fn check_full(line: &RecordLine, prev: &Hash, hash: &Hash) -> Result<(), String>
     }
     let mut stored = body;
     stored.extend_from_slice(hash.as_bytes());
-    let record = Record::decode(line.seq, stored).map_err(|e| format!("body does not decode: {e}"))?;
+    let record =
+        Record::decode(line.seq, stored).map_err(|e| format!("body does not decode: {e}"))?;
     let mismatch = |field: &str| format!("{field} differs from what the hashed body encodes");
     if line.job.as_deref() != Some(record.job().to_string().as_str()) {
         return Err(mismatch("job"));
@@ -267,7 +271,10 @@ pub fn verify_export(
         return Err(fail(
             None,
             header_line,
-            format!("the header says {}, the file is {encoding}", header.encoding),
+            format!(
+                "the header says {}, the file is {encoding}",
+                header.encoding
+            ),
             0,
         ));
     }
@@ -359,12 +366,21 @@ pub fn verify_export(
                 record.seq
             }
             Content::Omitted => {
-                let end = record
-                    .seq_end
-                    .filter(|&e| e >= record.seq)
-                    .ok_or_else(|| fail(seq, n, "an omitted run without a valid seq_end", valid(expected)))?;
+                let end = record.seq_end.filter(|&e| e >= record.seq).ok_or_else(|| {
+                    fail(
+                        seq,
+                        n,
+                        "an omitted run without a valid seq_end",
+                        valid(expected),
+                    )
+                })?;
                 if record.body.is_some() || record.data.is_some() || record.redacted {
-                    return Err(fail(seq, n, "an omitted run shows content", valid(expected)));
+                    return Err(fail(
+                        seq,
+                        n,
+                        "an omitted run shows content",
+                        valid(expected),
+                    ));
                 }
                 omitted += end - record.seq + 1;
                 end
@@ -391,8 +407,15 @@ pub fn verify_export(
     };
     let t = Some(trailer_line.number);
     if let Some(extra) = iter.next() {
+        // Name the first record that follows, if any does.
+        let seq = std::iter::once(extra)
+            .chain(iter)
+            .find_map(|p| match &p.line {
+                Ok(Line::Record(r)) => Some(r.seq),
+                _ => None,
+            });
         return Err(fail(
-            None,
+            seq,
             Some(extra.number),
             "more lines after the trailer (two exports spliced together?)",
             covered,
@@ -422,7 +445,9 @@ pub fn verify_export(
             return Err(fail(
                 None,
                 t,
-                format!("the trailer's {field} does not match the header and the records (two exports spliced together?)"),
+                format!(
+                    "the trailer's {field} does not match the header and the records (two exports spliced together?)"
+                ),
                 covered,
             ));
         }
@@ -463,7 +488,12 @@ pub fn verify_export(
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 .and_then(|b| VerifyingKey::from_bytes(&b).ok());
             if sig.algorithm != "ed25519" {
-                return Err(fail(None, t, format!("unknown signature algorithm {:?}", sig.algorithm), covered));
+                return Err(fail(
+                    None,
+                    t,
+                    format!("unknown signature algorithm {:?}", sig.algorithm),
+                    covered,
+                ));
             }
             match key {
                 Some(key) => {
