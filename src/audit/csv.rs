@@ -107,7 +107,7 @@ pub struct ParsedRow {
     pub line: Result<Line, String>,
 }
 
-fn field<'a>(record: &'a csv::StringRecord, i: usize) -> &'a str {
+fn field(record: &csv::StringRecord, i: usize) -> &str {
     record.get(i).unwrap_or_default()
 }
 

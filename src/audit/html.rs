@@ -254,9 +254,9 @@ pub fn write_html(
             body.push_str("<h3>Scripts</h3>\n");
             for (i, (name, _, script)) in view.steps.iter().enumerate() {
                 if let Some(script) = script {
-                    let _ = write!(
+                    let _ = writeln!(
                         body,
-                        "<details class=\"step\"><summary>step {i} <code>{}</code></summary><pre class=\"script\">{}</pre></details>\n",
+                        "<details class=\"step\"><summary>step {i} <code>{}</code></summary><pre class=\"script\">{}</pre></details>",
                         text(name),
                         text(script)
                     );
@@ -275,9 +275,9 @@ pub fn write_html(
             } else {
                 ""
             };
-            let _ = write!(
+            let _ = writeln!(
                 body,
-                "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td><code>{}</code></td><td class=\"hash\" title=\"{}\">{}</td></tr>\n",
+                "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td><code>{}</code></td><td class=\"hash\" title=\"{}\">{}</td></tr>",
                 row.seq,
                 row.job_seq.unwrap_or_default(),
                 text(row.timestamp.as_deref().unwrap_or("")),
