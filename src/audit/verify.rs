@@ -293,7 +293,6 @@ pub fn verify_export(
             _ => None,
         })
         .collect();
-    let mut seen: BTreeSet<u64> = BTreeSet::new();
     let mut trailer: Option<(&Parsed, Trailer)> = None;
     for parsed in iter.by_ref() {
         let n = Some(parsed.number);
@@ -314,7 +313,8 @@ pub fn verify_export(
             Ok(Line::Record(r)) => r,
         };
         if record.seq != expected {
-            let reason = if seen.contains(&record.seq) || record.seq < expected {
+            // Lines run in increasing order, so a sequence below the expected one was seen.
+            let reason = if record.seq < expected {
                 format!(
                     "expected record {expected}, found record {} again (duplicated or reordered)",
                     record.seq
@@ -382,16 +382,20 @@ pub fn verify_export(
                         valid(expected),
                     ));
                 }
-                omitted += end - record.seq + 1;
+                omitted = omitted.saturating_add((end - record.seq).saturating_add(1));
                 end
             }
         };
-        for s in record.seq..=last_of_line {
-            seen.insert(s);
-        }
         count += 1;
         prev = hash;
-        expected = last_of_line + 1;
+        expected = last_of_line.checked_add(1).ok_or_else(|| {
+            fail(
+                seq,
+                n,
+                "a sequence beyond the largest there can be",
+                valid(expected),
+            )
+        })?;
     }
     let covered = expected - first_seq;
     let Some((trailer_line, trailer)) = trailer else {
@@ -421,9 +425,9 @@ pub fn verify_export(
             covered,
         ));
     }
-    if expected != header.last_seq + 1 {
+    if expected != header.last_seq.saturating_add(1) {
         return Err(fail(
-            Some(expected.min(header.last_seq + 1)),
+            Some(expected.min(header.last_seq.saturating_add(1))),
             t,
             format!(
                 "the records end at {}, the header says {} (records deleted or added)",
@@ -632,7 +636,7 @@ pub fn journal_holds_export(
     }
     if report.records < export.last_seq {
         return Err(Ok(VerifyFailure {
-            seq: Some(report.records + 1),
+            seq: Some(report.records.saturating_add(1)),
             line: None,
             reason: format!(
                 "missing from the journal: it ends at record {} ({}), the export covers records up to {} (records lost, or the journal was cut back)",
@@ -660,4 +664,39 @@ pub fn journal_holds_export(
     }
     drop(journal);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HEADER: &str = r#"{"type":"header","format":"sccm-connector-audit","version":1,"encoding":"jsonl","source":"","filter":{},"first_seq":1,"last_seq":18446744073709551615,"chain_base":"0000000000000000000000000000000000000000000000000000000000000000","count":1,"journal_head_seq":0,"journal_head_hash":"0000000000000000000000000000000000000000000000000000000000000000"}"#;
+
+    #[test]
+    fn hostile_numbers_are_failures_not_panics() {
+        let zero = "0".repeat(64);
+        let omitted = format!(
+            r#"{{"type":"record","seq":1,"seq_end":18446744073709551615,"content":"omitted","redacted":false,"prev_hash":"{zero}","hash":"{zero}"}}"#
+        );
+        let text = format!("{HEADER}\n{omitted}\n");
+        assert!(verify_export(text.as_bytes(), None).is_err());
+        let text = format!("{HEADER}\n");
+        assert!(verify_export(text.as_bytes(), None).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), csv in any::<bool>()) {
+            let mut input = if csv { b"type,".to_vec() } else { b"{".to_vec() };
+            input.extend(bytes);
+            prop_assert!(verify_export(&input, None).is_err());
+        }
+
+        #[test]
+        fn arbitrary_lines_after_a_header_never_panic(lines in proptest::collection::vec("[ -~]{0,80}", 0..6)) {
+            let text = format!("{HEADER}\n{}\n", lines.join("\n"));
+            let _ = verify_export(text.as_bytes(), None);
+        }
+    }
 }
