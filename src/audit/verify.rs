@@ -40,6 +40,9 @@ pub struct VerifyReport {
     /// The trailer's signature: `None` unsigned; `Some(true)` checked against the given public
     /// key; `Some(false)` checked only against the key the trailer names (no key was given).
     pub signature_trusted: Option<bool>,
+    /// Every record line as (its last sequence, its hash), in order: what a journal must match
+    /// to hold this export ([`journal_holds_export`]).
+    pub links: Vec<(u64, Hash)>,
 }
 
 impl fmt::Display for VerifyReport {
@@ -284,6 +287,7 @@ pub fn verify_export(
     let first_seq = header.first_seq;
     let mut expected = first_seq;
     let (mut full, mut redacted, mut omitted, mut count) = (0u64, 0u64, 0u64, 0u64);
+    let mut links: Vec<(u64, Hash)> = Vec::new();
     let valid = |expected: u64| expected - first_seq;
     // Every sequence some line claims, to tell a missing record from a moved one.
     let claimed: BTreeSet<u64> = lines
@@ -388,6 +392,7 @@ pub fn verify_export(
         };
         count += 1;
         prev = hash;
+        links.push((last_of_line, hash));
         expected = last_of_line.checked_add(1).ok_or_else(|| {
             fail(
                 seq,
@@ -537,6 +542,7 @@ pub fn verify_export(
         chain_base: base.to_hex(),
         head: prev.to_hex(),
         signature_trusted,
+        links,
     })
 }
 
@@ -621,8 +627,10 @@ pub fn verify_journal(
 }
 
 /// `verify FILE --journal DIR`: the journal verifies and still holds what the (verified)
-/// export covers — its record `last_seq` has the export's head hash, which by the chain fixes
-/// every record up to it. Catches a journal that lost records or was rewritten since.
+/// export covers — record `first_seq - 1` has the export's chain base as its hash, and the last
+/// record of every line (`seq`, or `seq_end` of an omitted run) has the line's hash. Catches a
+/// journal that lost records or was rewritten since, and an export whose hash-only lines
+/// (redacted, omitted) were altered.
 ///
 /// # Errors
 /// As [`verify_journal`]; a failure names the first record that differs or is missing.
@@ -631,36 +639,64 @@ pub fn journal_holds_export(
     export: &VerifyReport,
 ) -> Result<JournalReport, Result<VerifyFailure, AuditError>> {
     let (_copy, journal, report) = open_verified(source)?;
-    if export.last_seq == 0 {
-        return Ok(report);
-    }
-    if report.records < export.last_seq {
-        return Err(Ok(VerifyFailure {
-            seq: Some(report.records.saturating_add(1)),
+    let differs = |seq: u64, reason: String| {
+        Err(Ok(VerifyFailure {
+            seq: Some(seq),
             line: None,
-            reason: format!(
+            reason,
+            valid: 0,
+        }))
+    };
+    if report.records < export.last_seq {
+        return differs(
+            report.records.saturating_add(1),
+            format!(
                 "missing from the journal: it ends at record {} ({}), the export covers records up to {} (records lost, or the journal was cut back)",
                 report.records, report.head, export.last_seq
             ),
-            valid: report.records,
-        }));
+        );
     }
-    let record = journal
-        .iter_from(export.last_seq)
-        .next()
-        .transpose()
-        .map_err(as_failure)?;
-    let hash = record.map(|r| r.hash().to_hex()).unwrap_or_default();
-    if hash != export.head {
-        return Err(Ok(VerifyFailure {
-            seq: Some(export.last_seq),
-            line: None,
-            reason: format!(
-                "the journal's record {} has hash {hash}, the export's head is {} (the journal or the export was changed)",
-                export.last_seq, export.head
-            ),
-            valid: 0,
-        }));
+    let base = hash_from_hex(&export.chain_base).unwrap_or_default();
+    let first = export.first_seq;
+    if first <= 1 && base != journal::GENESIS {
+        return differs(
+            1,
+            format!("the export's chain base {base} is not the journal's genesis"),
+        );
+    }
+    let mut links = export.links.iter().peekable();
+    for record in journal.iter_from(first.saturating_sub(1).max(1)) {
+        let record = record.map_err(as_failure)?;
+        let seq = record.seq();
+        if seq > export.last_seq {
+            break;
+        }
+        if seq + 1 == first && record.hash() != base {
+            return differs(
+                seq,
+                format!(
+                    "the journal's record {seq} has hash {}, the export's chain base is {base}",
+                    record.hash()
+                ),
+            );
+        }
+        if let Some((last, hash)) = links.peek()
+            && *last == seq
+        {
+            if record.hash() != *hash {
+                return differs(
+                    seq,
+                    format!(
+                        "the journal's record {seq} has hash {}, the export says {hash} (the journal or the export was changed)",
+                        record.hash()
+                    ),
+                );
+            }
+            links.next();
+        }
+    }
+    if let Some((last, _)) = links.next() {
+        return differs(*last, "not found in the journal".into());
     }
     drop(journal);
     Ok(report)

@@ -859,8 +859,28 @@ fn damaged_journals_are_found() {
     let (code, out) = verify(&export_file, &["--journal", arg(&journal)]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("record "), "{out}");
-    // The demo's journal itself is intact.
+    // Another journal does not hold this export (a shorter one; and one as long but different).
+    let other = hostile_journal(dir.path());
+    let (code, out) = verify(&export_file, &["--journal", arg(&other)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("\nrecord ") && out.contains("missing from the journal"),
+        "{out}"
+    );
+    let hostile_export = export(&other, "jsonl", &[], dir.path(), "hostile.jsonl");
+    let (code, out) = verify(
+        &hostile_export,
+        &["--journal", arg(&demo().join("journal"))],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("\nrecord 1: the journal's record 1 has hash"),
+        "{out}"
+    );
+    // The demo's journal itself is intact, and holds it.
     assert_eq!(journal_records(&demo().join("journal")), *n);
+    let (code, out) = verify(&export_file, &["--journal", arg(&demo().join("journal"))]);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]
