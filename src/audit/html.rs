@@ -246,10 +246,12 @@ pub fn write_html(
             escape(&rfc3339_millis(view.start)),
             escape(&rfc3339_millis(view.end)),
         );
-        let _ = write!(
-            body,
-            "<h3>Timeline</h3>\n<svg class=\"timeline\" id=\"timeline-{index}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"step attempts over time\"></svg>\n"
-        );
+        if !view.bars.is_empty() {
+            let _ = write!(
+                body,
+                "<h3>Timeline</h3>\n<svg class=\"timeline\" id=\"timeline-{index}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"step attempts over time\"></svg>\n"
+            );
+        }
         if view.steps.iter().any(|(_, _, s)| s.is_some()) {
             body.push_str("<h3>Scripts</h3>\n");
             for (i, (name, _, script)) in view.steps.iter().enumerate() {

@@ -789,6 +789,7 @@ pub mod audit {
     pub fn demo() -> &'static Path {
         static DEMO: OnceLock<PathBuf> = OnceLock::new();
         DEMO.get_or_init(|| {
+            prune_old_demos();
             let dir = tempfile::Builder::new()
                 .prefix("audit-demo-")
                 .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -797,8 +798,36 @@ pub mod audit {
             let keep = dir.join("demo");
             let (code, stdout, stderr) = run(&["demo", "--dir", arg(&keep)]);
             assert_eq!(code, 0, "demo failed:\n{stdout}\n{stderr}");
+            // Only the journal and the configuration are read; the rest is megabytes.
+            for bulky in ["share", "portal", "site"] {
+                let _ = std::fs::remove_dir_all(keep.join(bulky));
+            }
             keep
         })
+    }
+
+    /// Removes the demo directories of earlier test runs (older than an hour, so never one a
+    /// concurrent run is using).
+    fn prune_old_demos() {
+        let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+            if old
+                && entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("audit-demo-")
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// A copy of the demo's journal in `dir` (for tests that damage it).
