@@ -1,5 +1,6 @@
 //! The command line: raw arguments only (clap). Parsing does no I/O; `main` acts on the result.
 
+use crate::inspect::JournalSource;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -59,6 +60,32 @@ pub enum CliCommand {
         #[arg(long, value_name = "DIR")]
         console_path: Option<String>,
     },
+    /// List the jobs of a journal, one line each: id, kind, package, state, age, last step.
+    /// Reads a copy; the journal is never modified. Exit code 2 for an unknown --state.
+    Jobs {
+        #[command(flatten)]
+        journal: JournalArgs,
+        /// Only jobs in this state (received, planning, running, waiting, concluding, reporting,
+        /// closing, succeeded, failed, rejected, broken).
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// A JSON array instead of the table (full ids, RFC 3339 times).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job for a reader: the command, a timeline, every step with its exact script and
+    /// attempts, transfers, the exchange with the portal, and a diagnosis. Reads a copy; the
+    /// journal is never modified. Exit code 2 for an unknown or ambiguous JOB.
+    Replay {
+        #[command(flatten)]
+        journal: JournalArgs,
+        /// A job id, a unique prefix of at least 4 hex digits, or the portal's command id.
+        #[arg(value_name = "JOB")]
+        job: String,
+        /// One JSON document instead of the text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the Windows service (install, uninstall, start, stop). On Linux: see the systemd
     /// unit in docs/operations.md.
     Service {
@@ -70,7 +97,7 @@ pub enum CliCommand {
     /// Never modifies the journal (it reads a private copy).
     Export {
         #[command(flatten)]
-        journal: AuditJournalArgs,
+        journal: JournalArgs,
         /// jsonl and csv can be checked with `verify`; html is one self-contained page to read.
         #[arg(long, value_enum)]
         format: ExportFormat,
@@ -121,6 +148,28 @@ pub enum CliCommand {
     },
 }
 
+/// Which journal a read-only command reads: exactly one of `--journal DIR` or `--config FILE`.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct JournalArgs {
+    /// The journal directory (a crash-consistent copy is read, also while the connector runs).
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// A connector configuration (TOML) whose `[storage] journal` names the journal.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl From<JournalArgs> for JournalSource {
+    fn from(args: JournalArgs) -> JournalSource {
+        match (args.journal, args.config) {
+            (Some(dir), _) => JournalSource::Dir(dir),
+            // clap requires exactly one of the two.
+            (None, config) => JournalSource::Config(config.unwrap_or_default()),
+        }
+    }
+}
+
 /// What to do with the Windows service.
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
@@ -135,18 +184,6 @@ pub enum ServiceCommand {
     Start,
     /// Stop the service; running steps finish first.
     Stop,
-}
-
-/// Where an audit command finds its journal: exactly one of `--journal DIR`, `--config FILE`.
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-pub struct AuditJournalArgs {
-    /// The journal directory (read from a private copy, never modified).
-    #[arg(long, value_name = "DIR")]
-    pub journal: Option<PathBuf>,
-    /// The journal of this connector configuration (`[storage] journal`).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
 }
 
 /// `export --format`.
@@ -224,5 +261,27 @@ mod tests {
         assert!(parse(&["verify", "--journal", "j", "--config", "c"]).is_err());
         assert!(parse(&["verify"]).is_err());
         assert!(parse(&["audit", "keygen", "--out", "d"]).is_ok());
+    }
+
+    #[test]
+    fn read_only_commands_take_exactly_one_journal_source() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let source = |args: &[&str]| match parse(args).map(|c| c.command) {
+            Ok(CliCommand::Replay { journal, .. }) | Ok(CliCommand::Jobs { journal, .. }) => {
+                Some(JournalSource::from(journal))
+            }
+            _ => None,
+        };
+        assert_eq!(
+            source(&["sccm-connector", "jobs", "--journal", "/j"]),
+            Some(JournalSource::Dir("/j".into()))
+        );
+        assert_eq!(
+            source(&["sccm-connector", "replay", "abcd", "--config", "c.toml"]),
+            Some(JournalSource::Config("c.toml".into()))
+        );
+        assert!(parse(&["sccm-connector", "jobs"]).is_err());
+        assert!(parse(&["sccm-connector", "jobs", "--journal", "/j", "--config", "c"]).is_err());
+        assert!(parse(&["sccm-connector", "replay", "--journal", "/j"]).is_err());
     }
 }

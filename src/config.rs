@@ -48,11 +48,20 @@
 //!
 //! [audit]                        # optional; see audit and docs/audit.md
 //! signing_key = 'C:\ProgramData\sccm-connector\audit-signing.pem'   # PKCS#8 PEM Ed25519 key: signs exports
+//!
+//! [retention]                    # optional; see engine::retention
+//! keep_finished = "90d"          # s, m, h or d; "off" keeps every job in the journal
+//! archive = 'C:\ProgramData\sccm-connector\archive'   # default: "archive" beside the journal
+//! sweep_every = "1h"
+//! warn_events_per_job = 20000
+//! max_events_per_job = 200000
 //! ```
 //!
 //! Environment overrides: `SCCM_CONNECTOR_REMOTE_ID`, `SCCM_CONNECTOR_PROXY_PASSWORD`.
 
 use crate::command::Limits;
+use crate::engine::retention::Retention;
+use crate::engine::store::EventLimits;
 use crate::package::unpack::UnpackLimits;
 use crate::portal::config::{PortalConfig, Secret};
 use crate::powershell::push::SiteAccess;
@@ -98,6 +107,8 @@ struct File {
     metrics: Option<crate::metrics::MetricsConfig>,
     #[serde(default)]
     audit: AuditConfig,
+    #[serde(default)]
+    retention: RetentionSection,
 }
 
 /// `[audit]`: how exports are made.
@@ -137,6 +148,55 @@ impl AuditConfig {
             }
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RetentionSection {
+    keep_finished: String,
+    archive: Option<PathBuf>,
+    sweep_every: String,
+    warn_events_per_job: u64,
+    max_events_per_job: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        let limits = EventLimits::default();
+        RetentionSection {
+            keep_finished: "90d".into(),
+            archive: None,
+            sweep_every: "1h".into(),
+            warn_events_per_job: limits.warn,
+            max_events_per_job: limits.max,
+        }
+    }
+}
+
+/// Parses a duration written as a whole number and a unit: `30s`, `15m`, `12h`, `90d`.
+fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("'{text}' has no unit (s, m, h or d)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' does not start with a whole number"))?;
+    let unit_ms: u64 = match unit.trim() {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}' (use s, m, h or d)"
+            ));
+        }
+    };
+    number
+        .checked_mul(unit_ms)
+        .ok_or_else(|| format!("'{text}' is too long"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +313,10 @@ pub struct Config {
     pub metrics: Option<std::net::SocketAddr>,
     /// `[audit]`: the exports' signing key.
     pub audit: AuditConfig,
+    /// When finished jobs leave the journal for an archive (`[retention]`).
+    pub retention: Retention,
+    /// Soft and hard limits on one job's events (`[retention]`).
+    pub event_limits: EventLimits,
 }
 
 impl Config {
@@ -370,9 +434,48 @@ impl Config {
             ),
             None => None,
         };
+        let r = &file.retention;
+        let keep_finished_ms = match r.keep_finished.trim() {
+            "off" => None,
+            text => Some(
+                parse_duration_ms(text)
+                    .map_err(|reason| invalid("retention.keep_finished", reason))?,
+            ),
+        };
+        let sweep_every_ms = parse_duration_ms(&r.sweep_every)
+            .map_err(|reason| invalid("retention.sweep_every", reason))?;
+        if sweep_every_ms == 0 {
+            return Err(invalid("retention.sweep_every", "must be positive".into()));
+        }
+        if r.max_events_per_job < 1_000 || r.warn_events_per_job >= r.max_events_per_job {
+            return Err(invalid(
+                "retention.max_events_per_job",
+                format!(
+                    "needs warn_events_per_job ({}) < max_events_per_job ({}) and max_events_per_job >= 1000, so an ordinary job always finishes",
+                    r.warn_events_per_job, r.max_events_per_job
+                ),
+            ));
+        }
+        let archive_dir = r.archive.clone().unwrap_or_else(|| {
+            file.storage
+                .journal
+                .parent()
+                .map_or_else(|| PathBuf::from("archive"), |p| p.join("archive"))
+        });
+        let retention = Retention {
+            keep_finished_ms,
+            archive_dir,
+            sweep_every_ms,
+        };
+        let event_limits = EventLimits {
+            warn: r.warn_events_per_job,
+            max: r.max_events_per_job,
+        };
         let l = &file.limits;
         Ok(Config {
             audit: file.audit,
+            retention,
+            event_limits,
             logging: file.logging,
             metrics,
             powershell: PowerShellConfig {
@@ -483,6 +586,50 @@ local = "/srv/sources"
             PathBuf::from("/srv/sources/incoming/A")
         );
         assert_eq!(c.journal_cache_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn retention_defaults_and_overrides() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.retention.keep_finished_ms, Some(90 * 86_400_000));
+        assert_eq!(
+            c.retention.archive_dir,
+            PathBuf::from("/var/lib/sccm-connector/archive")
+        );
+        assert_eq!(c.retention.sweep_every_ms, 3_600_000);
+        assert_eq!(c.event_limits, EventLimits::default());
+        let text = format!(
+            "{GOOD}\n[retention]\nkeep_finished = \"off\"\narchive = \"/srv/archive\"\nsweep_every = \"30s\"\nwarn_events_per_job = 1000\nmax_events_per_job = 5000\n"
+        );
+        let c = parse(&text).expect("valid");
+        assert_eq!(c.retention.keep_finished_ms, None);
+        assert_eq!(c.retention.archive_dir, PathBuf::from("/srv/archive"));
+        assert_eq!(c.retention.sweep_every_ms, 30_000);
+        assert_eq!(
+            c.event_limits,
+            EventLimits {
+                warn: 1000,
+                max: 5000
+            }
+        );
+        for (bad, field) in [
+            ("keep_finished = \"90\"", "retention.keep_finished"),
+            ("keep_finished = \"3w\"", "retention.keep_finished"),
+            ("sweep_every = \"0m\"", "retention.sweep_every"),
+            ("max_events_per_job = 10", "retention.max_events_per_job"),
+        ] {
+            let error = parse(&format!("{GOOD}\n[retention]\n{bad}\n")).expect_err(bad);
+            assert!(error.to_string().contains(field), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration_ms("45s"), Ok(45_000));
+        assert_eq!(parse_duration_ms(" 2h "), Ok(7_200_000));
+        assert_eq!(parse_duration_ms("1d"), Ok(86_400_000));
+        assert!(parse_duration_ms("d").is_err());
+        assert!(parse_duration_ms("99999999999999999d").is_err());
     }
 
     #[test]

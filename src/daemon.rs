@@ -49,9 +49,12 @@ pub async fn run_observed(
 ) -> Result<(), DaemonError> {
     let options = journal::Options::new().cache_capacity(config.journal_cache_bytes);
     let dir = config.journal_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
-        .await
-        .map_err(|e| DaemonError::Portal(format!("the journal task failed: {e}")))??;
+    let limits = config.event_limits;
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open(&dir, options).map(|s| s.with_limits(limits))
+    })
+    .await
+    .map_err(|e| DaemonError::Portal(format!("the journal task failed: {e}")))??;
     let broken = store.broken();
     for (job, why) in &broken {
         tracing::error!(%job, "job left alone: {why}");
@@ -234,6 +237,18 @@ async fn receive(services: &Services, raw: Vec<u8>) -> Result<Option<JobId>, Dae
     if let Some((command_id, job)) = existing {
         let acked = services.store.job(job).is_some_and(|j| j.is_acked());
         if acked && let Err(e) = services.portal.ack(command_id).await {
+            tracing::warn!("re-acknowledging command {command_id} failed: {e}");
+        }
+        return Ok(None);
+    }
+    // A command whose job retention archived long ago: it ran, it was acknowledged.
+    let archived = peeked
+        .command_id
+        .as_deref()
+        .and_then(|c| services.store.archived_for_command(c).map(|job| (c, job)));
+    if let Some((command_id, job)) = archived {
+        tracing::warn!(%job, "command {command_id} delivered again after its job was archived; acknowledging it, not running it");
+        if let Err(e) = services.portal.ack(command_id).await {
             tracing::warn!("re-acknowledging command {command_id} failed: {e}");
         }
         return Ok(None);

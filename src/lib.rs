@@ -11,6 +11,7 @@
 //! - `daemon`: `sccm-connector run` — resume, poll, drive jobs, shut down cleanly.
 //! - `demo`: `sccm-connector demo` — the whole product end to end against the simulators.
 //! - `engine`: driving jobs, planning phases, interpreting step runs, composing results.
+//! - `ops`: `sccm-connector jobs` and `replay` — a journal's jobs listed, one job explained.
 //! - `inspect`: a read-only view of a journal (a private copy) for the operator and audit commands.
 //! - `logging`: log output — text, JSON or CMTrace, to stderr and daily size-capped files.
 //! - `metrics`: the optional loopback `/metrics` (Prometheus) and `/healthz` endpoint.
@@ -40,6 +41,7 @@ pub mod engine;
 pub mod inspect;
 pub mod logging;
 pub mod metrics;
+pub mod ops;
 pub mod package;
 pub mod plan;
 pub mod portal;

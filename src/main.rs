@@ -3,9 +3,7 @@
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use sccm_connector::audit::{self, ExportMeta, Filter};
-use sccm_connector::cli::{
-    AuditCommand, AuditJournalArgs, Cli, CliCommand, ExportFormat, SimCommand,
-};
+use sccm_connector::cli::{AuditCommand, Cli, CliCommand, ExportFormat, JournalArgs, SimCommand};
 use sccm_connector::inspect::JournalSource;
 use sccm_connector::plan;
 use sccm_connector::powershell::push::SiteAccess;
@@ -211,7 +209,7 @@ macro_rules! outln {
     }};
 }
 
-fn journal_source(args: &AuditJournalArgs) -> anyhow::Result<JournalSource> {
+fn journal_source(args: &JournalArgs) -> anyhow::Result<JournalSource> {
     match (&args.journal, &args.config) {
         (Some(dir), None) => Ok(JournalSource::Dir(dir.clone())),
         (None, Some(config)) => Ok(JournalSource::Config(config.clone())),
@@ -221,7 +219,7 @@ fn journal_source(args: &AuditJournalArgs) -> anyhow::Result<JournalSource> {
 
 /// The arguments of `export`.
 struct ExportArgs {
-    journal: AuditJournalArgs,
+    journal: JournalArgs,
     format: ExportFormat,
     since: Option<String>,
     until: Option<String>,
@@ -430,6 +428,23 @@ fn verify(
     }
 }
 
+/// `jobs` and `replay`: their output on stdout; 2 for what the user asked wrong, 1 otherwise.
+fn read_only(name: &str, outcome: Result<String, sccm_connector::ops::OpsError>) -> ExitCode {
+    match outcome {
+        Ok(text) => {
+            // A closed pipe (`jobs | head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            let code = error.exit_code();
+            // The error's text already names its causes.
+            eprintln!("sccm-connector {name}: {error}");
+            ExitCode::from(code)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -450,6 +465,18 @@ fn main() -> ExitCode {
             console_path,
         } => doctor(&config, site_code, console_path),
         CliCommand::Service { action } => service(action),
+        CliCommand::Jobs {
+            journal,
+            state,
+            json,
+        } => read_only(
+            "jobs",
+            sccm_connector::ops::jobs::run(&journal.into(), state.as_deref(), json),
+        ),
+        CliCommand::Replay { journal, job, json } => read_only(
+            "replay",
+            sccm_connector::ops::replay::run(&journal.into(), &job, json),
+        ),
         CliCommand::Demo { dir } => demo(dir),
         CliCommand::Plan {
             command,

@@ -133,6 +133,9 @@ impl Queue {
             Some(h) => h.last_job_seq,
             // Not cached: every record of this job is applied (see `drain`).
             None => match db.get(job_head_key(job))? {
+                None if db.contains_key(crate::prune::pruned_key(job))? => {
+                    return Err(JournalError::JobPruned { job });
+                }
                 None => 0,
                 Some(v) => {
                     JobHeadValue::decode(&v)
@@ -178,6 +181,17 @@ impl Queue {
             }
         }
         Ok(Appended { seq, job_seq, hash })
+    }
+
+    /// Whether a queued (not yet applied) record belongs to `job`.
+    pub(crate) fn has_pending(w: &Writer, job: Uuid) -> bool {
+        w.queue.iter().any(|p| p.job == job)
+    }
+
+    /// Forgets the cached head of a job (it was pruned: the next append
+    /// to it reads sled and is refused).
+    pub(crate) fn forget_job(w: &mut Writer, job: Uuid) {
+        w.jobs.remove(&job);
     }
 
     /// Whether the queue has reached its limit (the appender then commits).

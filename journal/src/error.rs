@@ -112,6 +112,22 @@ pub enum JournalError {
     #[error("sequence space exhausted")]
     SequenceExhausted,
 
+    /// The job was pruned ([`crate::Journal::prune_jobs`]) and takes no
+    /// more records.
+    #[error("job {job} was pruned and takes no more records")]
+    JobPruned {
+        /// The job.
+        job: uuid::Uuid,
+    },
+
+    /// The job still has appended records that no commit has written yet,
+    /// so it cannot be pruned now.
+    #[error("job {job} has records not yet committed; commit before pruning it")]
+    JobBusy {
+        /// The job.
+        job: uuid::Uuid,
+    },
+
     /// Encoding a record failed.
     #[error("encoding failed: {0}")]
     Codec(#[from] CodecError),

@@ -12,6 +12,7 @@ use crate::keys::{
     self, JobHeadValue, META_KEY, MetaValue, RECORD_TAG, index_key, index_prefix, job_head_key,
     record_key,
 };
+use crate::prune::{self, ChainEntry, PruneReport, PrunedJob, PrunedLink};
 use crate::record::{Appended, MAX_PAYLOAD_LEN, Record, Timestamp};
 use std::collections::HashMap;
 use std::fmt;
@@ -119,8 +120,10 @@ pub struct JobSummary {
 /// Result of a successful [`Journal::verify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// Records walked (equals `head_seq`).
+    /// Records walked (equals `head_seq`), pruned ones included.
     pub records: u64,
+    /// Of those, records whose job was pruned (only their stub is left).
+    pub pruned: u64,
     /// Distinct jobs.
     pub jobs: u64,
     /// Sequence of the last record.
@@ -492,8 +495,19 @@ impl Journal {
     /// must be contiguous, so the iterator yields a typed error naming the
     /// first bad record. Records appended but not yet written by a commit
     /// are not included (see [`Journal::append`]).
+    /// Records of pruned jobs are skipped (see [`Journal::iter_chain_from`]).
     #[must_use]
     pub fn iter_from(&self, from: u64) -> RecordIter {
+        RecordIter {
+            chain: self.iter_chain_from(from),
+        }
+    }
+
+    /// Like [`Journal::iter_from`], but yields every position of the chain:
+    /// records, and the stubs ([`PrunedLink`]) of records whose job was
+    /// pruned, which keep their hash so the chain still links.
+    #[must_use]
+    pub fn iter_chain_from(&self, from: u64) -> ChainIter {
         let from = from.max(1);
         let end = lock(&self.published).seq;
         let inner = if from <= end {
@@ -504,7 +518,7 @@ impl Journal {
         } else {
             None
         };
-        RecordIter {
+        ChainIter {
             db: self.db.clone(),
             inner,
             next: from,
@@ -564,52 +578,69 @@ impl Journal {
     /// [`JournalError::IndexMismatch`], …).
     pub fn verify(&self) -> Result<VerifyReport> {
         let head = lock(&self.applied);
-        let mut jobs: HashMap<Uuid, JobHeadValue> = HashMap::new();
+        // Job → (last job sequence, last sequence, pruned?).
+        let mut jobs: HashMap<Uuid, (JobHeadValue, bool)> = HashMap::new();
         let mut last = Head {
             seq: 0,
             hash: GENESIS,
         };
         let mut fragments = 0usize;
-        for item in self.iter_from(1) {
-            let r = item?;
-            let seq = r.seq();
-            fragments += fragment::continuation_count(r.stored_value().len());
-            let entry = jobs.entry(r.job()).or_insert(JobHeadValue {
-                last_job_seq: 0,
-                last_seq: 0,
-            });
-            if r.job_seq() != entry.last_job_seq + 1 {
+        let mut pruned_records = 0u64;
+        for item in self.iter_chain_from(1) {
+            let entry = item?;
+            let seq = entry.seq();
+            let is_pruned = matches!(entry, ChainEntry::Pruned(_));
+            let (state, pruned) = jobs.entry(entry.job()).or_insert((
+                JobHeadValue {
+                    last_job_seq: 0,
+                    last_seq: 0,
+                },
+                is_pruned,
+            ));
+            if *pruned != is_pruned {
+                return Err(JournalError::IndexMismatch {
+                    seq,
+                    detail: format!("job {} is only partly pruned", entry.job()),
+                });
+            }
+            if entry.job_seq() != state.last_job_seq + 1 {
                 return Err(JournalError::IndexMismatch {
                     seq,
                     detail: format!(
                         "job {} sequence {} follows {}",
-                        r.job(),
-                        r.job_seq(),
-                        entry.last_job_seq
+                        entry.job(),
+                        entry.job_seq(),
+                        state.last_job_seq
                     ),
                 });
             }
-            *entry = JobHeadValue {
-                last_job_seq: r.job_seq(),
+            *state = JobHeadValue {
+                last_job_seq: entry.job_seq(),
                 last_seq: seq,
             };
-            match self.db.get(index_key(r.job(), r.job_seq()))? {
-                Some(v) if keys::be_u64(&v) == Some(seq) => {}
-                other => {
-                    return Err(JournalError::IndexMismatch {
-                        seq,
-                        detail: format!(
-                            "index entry for job {} sequence {} is {:?}",
-                            r.job(),
-                            r.job_seq(),
-                            other.as_deref().map(keys::be_u64)
-                        ),
-                    });
+            match &entry {
+                ChainEntry::Pruned(_) => pruned_records += 1,
+                ChainEntry::Record(r) => {
+                    fragments += fragment::continuation_count(r.stored_value().len());
+                    match self.db.get(index_key(r.job(), r.job_seq()))? {
+                        Some(v) if keys::be_u64(&v) == Some(seq) => {}
+                        other => {
+                            return Err(JournalError::IndexMismatch {
+                                seq,
+                                detail: format!(
+                                    "index entry for job {} sequence {} is {:?}",
+                                    r.job(),
+                                    r.job_seq(),
+                                    other.as_deref().map(keys::be_u64)
+                                ),
+                            });
+                        }
+                    }
                 }
             }
             last = Head {
                 seq,
-                hash: r.hash(),
+                hash: entry.hash(),
             };
         }
         if last != *head {
@@ -635,21 +666,24 @@ impl Journal {
                 meta_head.seq, meta_head.hash, last.seq, last.hash
             )));
         }
+        let live_jobs = jobs.values().filter(|(_, pruned)| !pruned).count();
         let listed = self.jobs()?;
-        if listed.len() != jobs.len() {
+        if listed.len() != live_jobs {
             return Err(inconsistent(format!(
-                "{} job heads for {} jobs with records",
+                "{} job heads for {live_jobs} jobs with records",
                 listed.len(),
-                jobs.len()
             )));
         }
         for j in &listed {
             let walked = jobs.get(&j.job);
             if walked
-                != Some(&JobHeadValue {
-                    last_job_seq: j.last_job_seq,
-                    last_seq: j.last_seq,
-                })
+                != Some(&(
+                    JobHeadValue {
+                        last_job_seq: j.last_job_seq,
+                        last_seq: j.last_seq,
+                    },
+                    false,
+                ))
             {
                 return Err(JournalError::IndexMismatch {
                     seq: j.last_seq,
@@ -660,15 +694,43 @@ impl Journal {
                 });
             }
         }
+        let pruned_jobs = self.pruned_jobs()?;
+        if pruned_jobs.len() != jobs.len() - live_jobs {
+            return Err(inconsistent(format!(
+                "{} pruned-job entries for {} jobs with pruned records",
+                pruned_jobs.len(),
+                jobs.len() - live_jobs
+            )));
+        }
+        for p in &pruned_jobs {
+            let walked = jobs.get(&p.job);
+            if walked
+                != Some(&(
+                    JobHeadValue {
+                        last_job_seq: p.last_job_seq,
+                        last_seq: p.last_seq,
+                    },
+                    true,
+                ))
+            {
+                return Err(JournalError::IndexMismatch {
+                    seq: p.last_seq,
+                    detail: format!(
+                        "pruned-job entry of {} says job sequence {} at record {}, stubs say {:?}",
+                        p.job, p.last_job_seq, p.last_seq, walked
+                    ),
+                });
+            }
+        }
         let mut index_entries = 0u64;
         for item in self.db.scan_prefix([keys::INDEX_TAG]) {
             let _ = item?;
             index_entries += 1;
         }
-        if index_entries != last.seq {
+        if index_entries != last.seq - pruned_records {
             return Err(inconsistent(format!(
-                "{index_entries} job index entries for {} records",
-                last.seq
+                "{index_entries} job index entries for {} records with content",
+                last.seq - pruned_records
             )));
         }
         let stored_fragments = self.db.scan_prefix([fragment::FRAGMENT_TAG]).count();
@@ -679,10 +741,125 @@ impl Journal {
         }
         Ok(VerifyReport {
             records: last.seq,
+            pruned: pruned_records,
             jobs: u64::try_from(jobs.len()).unwrap_or(u64::MAX),
             head_seq: last.seq,
             head_hash: last.hash,
         })
+    }
+
+    /// Jobs pruned by [`Journal::prune_jobs`], ordered by job id.
+    ///
+    /// # Errors
+    /// Storage errors, [`JournalError::Inconsistent`] for a malformed entry.
+    pub fn pruned_jobs(&self) -> Result<Vec<PrunedJob>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([prune::PRUNED_TAG]) {
+            let (k, v) = item?;
+            let job = prune::parse_pruned_key(&k)
+                .ok_or_else(|| inconsistent(format!("malformed pruned-job key {k:?}")))?;
+            out.push(
+                PrunedJob::decode_value(job, &v)
+                    .ok_or_else(|| inconsistent(format!("malformed pruned-job entry of {job}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Prunes whole jobs: every record of each job is replaced by a stub
+    /// that keeps its place and hash in the chain (see `prune.rs`), its
+    /// fragments and index entries are removed, and the job takes no more
+    /// records. One atomic sled batch per job, made durable (flush +
+    /// `fdatasync`) before returning. Jobs already pruned, or unknown, are
+    /// skipped. The caller keeps the content elsewhere first if it must
+    /// survive (the connector exports it to an archive).
+    ///
+    /// Appends wait while it runs. Disk space is given back as sled
+    /// rewrites its segments, not at once.
+    ///
+    /// # Errors
+    /// [`JournalError::JobBusy`] if a job has records appended but not yet
+    /// committed, storage errors, corruption errors naming the record.
+    pub fn prune_jobs(&self, jobs: &[Uuid]) -> Result<PruneReport> {
+        let mut writer = self.queue.lock();
+        self.commit.check_poison()?;
+        if let Some(job) = jobs.iter().find(|j| Queue::has_pending(&writer, **j)) {
+            return Err(JournalError::JobBusy { job: *job });
+        }
+        let _applied = lock(&self.applied);
+        let mut report = PruneReport::default();
+        for &job in jobs {
+            let Some(head) = self.db.get(job_head_key(job))? else {
+                continue;
+            };
+            let head = JobHeadValue::decode(&head)
+                .ok_or_else(|| inconsistent(format!("malformed job head of {job}")))?;
+            let mut batch = sled::Batch::default();
+            let mut records = 0u64;
+            for item in self.db.scan_prefix(index_prefix(job)) {
+                let (k, v) = item?;
+                let seq = keys::be_u64(&v).ok_or_else(|| {
+                    inconsistent(format!("malformed index entry {k:?} of job {job}"))
+                })?;
+                let value = self.db.get(record_key(seq))?.ok_or(JournalError::Gap {
+                    expected: seq,
+                    found: None,
+                })?;
+                let value_len = value.len();
+                let record =
+                    Record::decode(seq, fragment::assemble(&self.db, seq, value.to_vec())?)?;
+                let continuations = fragment::continuation_count(record.stored_value().len());
+                for i in 1..=continuations {
+                    let index = u32::try_from(i).map_err(|_| JournalError::CorruptRecord {
+                        seq,
+                        reason: "too many fragments".into(),
+                    })?;
+                    batch.remove(fragment::fragment_key(seq, index).to_vec());
+                }
+                let link = PrunedLink {
+                    seq,
+                    job,
+                    job_seq: record.job_seq(),
+                    timestamp: record.timestamp(),
+                    hash: record.hash(),
+                };
+                batch.insert(record_key(seq).to_vec(), link.encode().to_vec());
+                batch.remove(k);
+                records += 1;
+                report.bytes_removed +=
+                    u64::try_from(record.stored_value().len().max(value_len)).unwrap_or(u64::MAX);
+            }
+            if records != head.last_job_seq {
+                return Err(JournalError::IndexMismatch {
+                    seq: head.last_seq,
+                    detail: format!(
+                        "job {job} has {records} index entries, its head says {}",
+                        head.last_job_seq
+                    ),
+                });
+            }
+            batch.remove(job_head_key(job).to_vec());
+            let pruned = PrunedJob {
+                job,
+                last_job_seq: head.last_job_seq,
+                last_seq: head.last_seq,
+            };
+            batch.insert(
+                prune::pruned_key(job).to_vec(),
+                pruned.encode_value(records).to_vec(),
+            );
+            if let Err(e) = self.db.apply_batch(batch) {
+                self.commit.poison(format!("pruning job {job} failed: {e}"));
+                return Err(e.into());
+            }
+            Queue::forget_job(&mut writer, job);
+            report.jobs += 1;
+            report.records += records;
+        }
+        if report.jobs > 0 {
+            self.flush_and_sync()?;
+        }
+        Ok(report)
     }
 
     /// Commits everything appended and closes the journal.
@@ -778,6 +955,33 @@ fn check_tail(db: &sled::Db) -> Result<Head> {
     };
     let seq = keys::parse_record_key(&key)
         .ok_or_else(|| inconsistent(format!("malformed record key {key:?}")))?;
+    if seq == meta.seq && prune::is_stub(&value) {
+        // The last record's job was pruned: its stub carries the hash.
+        let link = PrunedLink::decode(seq, &value)?;
+        if link.hash != meta.hash {
+            return Err(JournalError::IndexMismatch {
+                seq,
+                detail: format!(
+                    "meta head hash {} differs from the pruned record's {}",
+                    meta.hash, link.hash
+                ),
+            });
+        }
+        let pruned = db
+            .get(prune::pruned_key(link.job))?
+            .as_deref()
+            .and_then(|v| PrunedJob::decode_value(link.job, v));
+        if pruned.map(|p| (p.last_job_seq, p.last_seq)) != Some((link.job_seq, seq)) {
+            return Err(JournalError::IndexMismatch {
+                seq,
+                detail: format!("pruned-job entry of {} is {pruned:?}", link.job),
+            });
+        }
+        return Ok(Head {
+            seq,
+            hash: link.hash,
+        });
+    }
     if seq != meta.seq {
         return Err(if seq < meta.seq {
             JournalError::Gap {
@@ -834,8 +1038,9 @@ fn check_tail(db: &sled::Db) -> Result<Head> {
     })
 }
 
-/// Iterator of [`Journal::iter_from`].
-pub struct RecordIter {
+/// Iterator of [`Journal::iter_chain_from`]: every position of the chain,
+/// records and the stubs of pruned records.
+pub struct ChainIter {
     db: sled::Db,
     inner: Option<sled::Iter>,
     next: u64,
@@ -844,17 +1049,17 @@ pub struct RecordIter {
     failed: bool,
 }
 
-impl fmt::Debug for RecordIter {
+impl fmt::Debug for ChainIter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecordIter")
+        f.debug_struct("ChainIter")
             .field("next", &self.next)
             .field("end", &self.end)
             .finish_non_exhaustive()
     }
 }
 
-impl RecordIter {
-    fn step(&mut self) -> Option<Result<Record>> {
+impl ChainIter {
+    fn step(&mut self) -> Option<Result<ChainEntry>> {
         let prev = match self.prev {
             Some(p) => p,
             None => match prev_hash(&self.db, self.next) {
@@ -884,22 +1089,29 @@ impl RecordIter {
                 found: Some(seq),
             }));
         }
-        let record = match fragment::assemble(&self.db, seq, v.to_vec())
-            .and_then(|stored| Record::decode_linked(seq, stored, &prev))
-        {
-            Ok(r) => r,
+        let entry = if prune::is_stub(&v) {
+            // The content is gone; the stub's hash is what the next record
+            // must link to.
+            PrunedLink::decode(seq, &v).map(ChainEntry::Pruned)
+        } else {
+            fragment::assemble(&self.db, seq, v.to_vec())
+                .and_then(|stored| Record::decode_linked(seq, stored, &prev))
+                .map(ChainEntry::Record)
+        };
+        let entry = match entry {
+            Ok(e) => e,
             Err(e) => return Some(Err(e)),
         };
-        self.prev = Some(record.hash());
+        self.prev = Some(entry.hash());
         self.next = seq + 1;
-        Some(Ok(record))
+        Some(Ok(entry))
     }
 }
 
-impl Iterator for RecordIter {
-    type Item = Result<Record>;
+impl Iterator for ChainIter {
+    type Item = Result<ChainEntry>;
 
-    fn next(&mut self) -> Option<Result<Record>> {
+    fn next(&mut self) -> Option<Result<ChainEntry>> {
         if self.failed || self.next > self.end {
             return None;
         }
@@ -908,6 +1120,28 @@ impl Iterator for RecordIter {
             self.failed = true;
         }
         item
+    }
+}
+
+/// Iterator of [`Journal::iter_from`]: the records that have content, in
+/// order, each checked against its chain predecessor (a pruned record's
+/// stub included).
+#[derive(Debug)]
+pub struct RecordIter {
+    chain: ChainIter,
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            match self.chain.next()? {
+                Ok(ChainEntry::Record(r)) => return Some(Ok(r)),
+                Ok(ChainEntry::Pruned(_)) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 }
 

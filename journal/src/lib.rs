@@ -96,6 +96,7 @@ mod error;
 mod fragment;
 mod journal;
 mod keys;
+mod prune;
 mod record;
 mod snapshot;
 
@@ -103,9 +104,10 @@ pub use chain::{GENESIS, HASH_LEN, Hash, chain_of, link};
 pub use codec::{BODY_FIXED_LEN, CodecError, PAYLOAD_DECODE_LIMIT, decode_payload, encode_payload};
 pub use error::{JournalError, Result};
 pub use journal::{
-    DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, Head, JobIter, JobSummary, Journal, Options,
-    RecordIter, SEGMENT_SIZE, Stats, VerifyReport,
+    ChainIter, DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, Head, JobIter, JobSummary, Journal,
+    Options, RecordIter, SEGMENT_SIZE, Stats, VerifyReport,
 };
+pub use prune::{ChainEntry, PruneReport, PrunedJob, PrunedLink};
 pub use record::{
     Appended, ENVELOPE_OVERHEAD, FORMAT_VERSION, MAX_PAYLOAD_LEN, Record, Timestamp, VERSION_LEN,
 };

@@ -74,6 +74,12 @@ fn summarize(event: &Event, names: &[String]) -> String {
     match event {
         Event::ConnectorStarted { version } => format!("connector {version} started"),
         Event::ConnectorStopped => "connector stopped".into(),
+        Event::JobsArchived { archive, jobs } => {
+            format!(
+                "{} finished job(s) archived to {archive} and pruned",
+                jobs.len()
+            )
+        }
         Event::CommandReceived {
             command_id,
             kind,

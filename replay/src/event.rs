@@ -5,7 +5,7 @@
 //! request leaves. On replay an intent without an outcome therefore means "interrupted", never
 //! "did not happen".
 
-use crate::ids::Timestamp;
+use crate::ids::{JobId, Timestamp};
 use crate::plan::{Backoff, RetryPolicy, Step, StepIndex};
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +132,28 @@ pub enum Event {
         status: ResultStatus,
         delivered: bool,
     },
+
+    /// Retention: these finished jobs were exported to `archive` and their records are being
+    /// pruned from the journal (journaled under `JobId::CONNECTOR`, before the prune). From here
+    /// on they are no longer jobs of the fleet, but their command ids stay known, so a command
+    /// delivered again still runs only once.
+    JobsArchived {
+        archive: String,
+        jobs: Vec<ArchivedJob>,
+    },
+}
+
+/// What the journal keeps of a job after retention archived and pruned it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchivedJob {
+    pub job: JobId,
+    pub command_id: Option<String>,
+    pub kind: JobKind,
+    pub status: ResultStatus,
+    pub received_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// How many events the job had.
+    pub events: u64,
 }
 
 impl Event {
@@ -156,6 +178,7 @@ impl Event {
             Event::ReportFailed { .. } => "ReportFailed",
             Event::ReportAcknowledged => "ReportAcknowledged",
             Event::JobFinished { .. } => "JobFinished",
+            Event::JobsArchived { .. } => "JobsArchived",
         }
     }
 }

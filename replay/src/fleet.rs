@@ -7,7 +7,8 @@
 
 use crate::action::Action;
 use crate::error::FoldError;
-use crate::event::{Entry, Event};
+use crate::error::ReplayError;
+use crate::event::{ArchivedJob, Entry, Event};
 use crate::ids::{JobId, Timestamp};
 use crate::job::Job;
 use std::collections::BTreeMap;
@@ -29,6 +30,10 @@ pub struct Fleet {
     positions: BTreeMap<JobId, usize>,
     by_command: BTreeMap<String, JobId>,
     runs: Vec<ConnectorRun>,
+    /// Jobs retention archived and pruned, and their command ids.
+    /// Archived jobs with the archive file each went to.
+    archived: BTreeMap<JobId, (String, ArchivedJob)>,
+    archived_by_command: BTreeMap<String, JobId>,
 }
 
 impl Fleet {
@@ -47,6 +52,19 @@ impl Fleet {
         let position = *position;
         if self.quarantined.contains_key(&job) {
             return Ok(());
+        }
+        if self.archived.contains_key(&job) {
+            // An archived job is over; nothing may be added to it.
+            let error = FoldError {
+                job,
+                position,
+                event: entry.event.name(),
+                source: ReplayError::InvalidTransition {
+                    stage: "Archived".into(),
+                    event: entry.event.name(),
+                },
+            };
+            return Err(error);
         }
         let result = match self.jobs.get_mut(&job) {
             Some(state) => state.apply(entry),
@@ -79,6 +97,23 @@ impl Fleet {
             Event::ConnectorStopped => {
                 if let Some(run) = self.runs.last_mut() {
                     run.stopped_at = Some(entry.at);
+                }
+            }
+            Event::JobsArchived { archive, jobs } => {
+                for archived in jobs {
+                    self.jobs.remove(&archived.job);
+                    self.quarantined.remove(&archived.job);
+                    self.positions.remove(&archived.job);
+                    if let Some(command_id) = &archived.command_id {
+                        if self.by_command.get(command_id) == Some(&archived.job) {
+                            self.by_command.remove(command_id);
+                        }
+                        self.archived_by_command
+                            .entry(command_id.clone())
+                            .or_insert(archived.job);
+                    }
+                    self.archived
+                        .insert(archived.job, (archive.clone(), archived.clone()));
                 }
             }
             // Job events under the connector id are meaningless; they are kept in the journal
@@ -114,6 +149,22 @@ impl Fleet {
         self.by_command
             .get(command_id)
             .and_then(|id| self.jobs.get(id))
+    }
+
+    /// The archived job (if any) that held the portal command `command_id`.
+    pub fn archived_for_command(&self, command_id: &str) -> Option<&ArchivedJob> {
+        self.archived_by_command
+            .get(command_id)
+            .and_then(|id| self.archived.get(id))
+            .map(|(_, job)| job)
+    }
+
+    /// Jobs retention archived (their records are pruned, or about to be), in id order, each
+    /// with the name of its archive file.
+    pub fn archived(&self) -> impl Iterator<Item = (&str, &ArchivedJob)> {
+        self.archived
+            .values()
+            .map(|(file, job)| (file.as_str(), job))
     }
 
     /// What every unfinished job asks for now.

@@ -47,6 +47,26 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Serializes a timestamp as RFC 3339 text (its `Display`), for documents read by people and
+/// tools: `#[serde(serialize_with = "replay::serialize_rfc3339")]`.
+pub fn serialize_rfc3339<S: serde::Serializer>(
+    at: &Timestamp,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(at)
+}
+
+/// [`serialize_rfc3339`] for an optional timestamp (`null` when absent).
+pub fn serialize_rfc3339_opt<S: serde::Serializer>(
+    at: &Option<Timestamp>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => serializer.collect_str(at),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a proleptic Gregorian date.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;

@@ -285,7 +285,8 @@ impl Job {
             }
             Event::CommandReceived { .. }
             | Event::ConnectorStarted { .. }
-            | Event::ConnectorStopped => {
+            | Event::ConnectorStopped
+            | Event::JobsArchived { .. } => {
                 return Err(self.invalid(&entry.event));
             }
         }

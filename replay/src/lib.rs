@@ -20,6 +20,8 @@
 //! - `job`: [`Job`], the fold of one job, and `next_actions`.
 //! - `fleet`: [`Fleet`], every job of a journal, with quarantine for jobs that do not fold.
 //! - `diagnose`: [`timeline`] and [`diagnose`] for admins.
+//! - `overview`: [`overview`] — a job laid out for `jobs` and `replay` (steps, attempts,
+//!   transfers, deliveries, timeline, verdict), and [`JobState`], its state in one word.
 //! - `error`: [`ReplayError`] (invalid transition vs divergence) and [`FoldError`].
 //! - [`testkit`]: a history builder and named canned histories, shared with the connector's tests.
 //!
@@ -43,6 +45,7 @@ mod fleet;
 mod ids;
 mod job;
 mod machine;
+mod overview;
 mod plan;
 mod steps;
 pub mod testkit;
@@ -50,10 +53,15 @@ pub mod testkit;
 pub use action::{Action, ArchiveInfo, Conclusion};
 pub use diagnose::{Diagnosis, TimelineRow, diagnose, one_line, timeline};
 pub use error::{FoldError, ReplayError};
-pub use event::{Entry, Event, JobKind, ResultStatus};
+pub use event::{ArchivedJob, Entry, Event, JobKind, ResultStatus};
 pub use fleet::{ConnectorRun, Fleet};
-pub use ids::{JobId, Timestamp};
+pub use ids::{JobId, Timestamp, serialize_rfc3339, serialize_rfc3339_opt};
 pub use job::{Job, JobResult, ReportLane};
 pub use machine::Stage;
+pub use overview::{
+    AttemptOverview, Delivery, DiagnosisOverview, FailedStep, JobState, LastStep, Overview,
+    PortalExchange, ResultOverview, StepOverview, Target, TimelineEntry, TransferRow, kind_label,
+    last_step, overview, step_status_label,
+};
 pub use plan::{Backoff, PollPolicy, RetryPolicy, Step, StepIndex, StepKind};
 pub use steps::{Attempt, AttemptOutcome, StepState, StepStatus};

@@ -457,3 +457,45 @@ fn every_canned_history_is_consistent_with_its_diagnosis() {
         assert!(running <= 1, "steps run one at a time");
     }
 }
+
+#[test]
+fn an_archived_job_leaves_the_fleet_but_its_command_stays_known() {
+    use replay::{ArchivedJob, Entry, JobId};
+    let happy = canned::push_happy();
+    let mut fleet = Fleet::new();
+    for entry in &happy.entries {
+        fleet.apply(happy.job, entry).expect("folds");
+    }
+    let job = fleet.job(happy.job).expect("folded").clone();
+    assert!(job.is_finished());
+    let archived = ArchivedJob {
+        job: happy.job,
+        command_id: Some("cmd-push-happy".into()),
+        kind: JobKind::Push,
+        status: ResultStatus::Ok,
+        received_at: job.received_at(),
+        finished_at: job.last_event_at(),
+        events: job.event_count() as u64,
+    };
+    let event = Event::JobsArchived {
+        archive: "jobs-1.jsonl".into(),
+        jobs: vec![archived.clone()],
+    };
+    fleet
+        .apply(JobId::CONNECTOR, &Entry::new(happy.now, event))
+        .expect("connector events always apply");
+    assert!(fleet.job(happy.job).is_none());
+    assert!(fleet.job_for_command("cmd-push-happy").is_none());
+    assert_eq!(
+        fleet.archived_for_command("cmd-push-happy"),
+        Some(&archived)
+    );
+    assert_eq!(
+        fleet.archived().collect::<Vec<_>>(),
+        vec![("jobs-1.jsonl", &archived)]
+    );
+    // Nothing more can happen to it.
+    let late = Entry::new(happy.now, Event::Acked);
+    assert!(fleet.apply(happy.job, &late).is_err());
+    assert!(fleet.next_actions(FAR_FUTURE).is_empty());
+}

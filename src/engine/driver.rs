@@ -178,7 +178,52 @@ impl Driver {
         super::spool::job_dir(&self.services.config.spool_dir, self.id)
     }
 
+    /// A job at its hard event limit gives up the step it would run: `StepFailed` (after the
+    /// intent, if the attempt was not started yet), not retryable, so the job fails naming the
+    /// limit and its result is still composed and reported.
+    async fn give_up_at_event_limit(
+        &mut self,
+        job: &Job,
+        action: &Action,
+    ) -> Result<bool, DriveError> {
+        let limits = self.services.store.limits();
+        let events = job.event_count() as u64;
+        let (step, attempt) = match action {
+            Action::Download { step, attempt, .. }
+            | Action::Unpack { step, attempt }
+            | Action::RunScript { step, attempt }
+            | Action::Upload { step, attempt, .. } => (*step, *attempt),
+            _ => return Ok(false),
+        };
+        if events < limits.max {
+            return Ok(false);
+        }
+        let error = format!(
+            "the job has journaled {events} events, the hard limit is {} ([retention] max_events_per_job); giving up so a runaway job cannot fill the disk",
+            limits.max
+        );
+        tracing::error!(job = %self.id, step, "{error}");
+        let running = matches!(
+            job.step(step).map(|s| &s.status),
+            Some(replay::StepStatus::Running { attempt: a }) if *a == attempt
+        );
+        if !running {
+            self.record(Event::StepStarted { step, attempt }).await?;
+        }
+        self.record(Event::StepFailed {
+            step,
+            attempt,
+            retryable: false,
+            error,
+        })
+        .await?;
+        Ok(true)
+    }
+
     async fn perform(&mut self, job: &Job, action: Action) -> Result<(), DriveError> {
+        if self.give_up_at_event_limit(job, &action).await? {
+            return Ok(());
+        }
         match action {
             Action::Plan { phase } => {
                 let event = match plan(job, phase, &self.services.plan) {

@@ -6,6 +6,7 @@
 //! - `result`: a concluded job → its one result document;
 //! - `outputs`: reading journaled step outputs back;
 //! - `store`: the journal and the folded jobs, kept in step (check, commit, apply);
+//! - `retention`: archiving and pruning finished jobs; per-job event limits live in `store`;
 //! - `spool`: the jobs' working folders and their start-up sweep.
 
 pub mod driver;
@@ -13,6 +14,7 @@ pub mod interpret;
 pub mod outputs;
 pub mod planner;
 pub mod result;
+pub mod retention;
 pub mod spool;
 pub mod store;
 

@@ -32,6 +32,49 @@ pub enum StoreError {
     Refused(#[from] FoldError),
     #[error("job {0} is broken and takes no more events")]
     Broken(JobId),
+    #[error(
+        "job {job} has {events} events, the hard limit ([retention] max_events_per_job) is {limit}: only events that close the job are taken now"
+    )]
+    EventLimit { job: JobId, events: u64, limit: u64 },
+}
+
+/// Soft and hard limits on the number of events of one job: a runaway job (a step polled for
+/// weeks, a transfer reporting progress forever) must not fill the disk.
+///
+/// At `warn` events the store logs a warning once; at `max` it refuses every event except those
+/// that end the job ([`EventLimits::closes_the_job`]), and the driver gives up the running step
+/// so the job fails with a clear error and its result is still reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimits {
+    pub warn: u64,
+    pub max: u64,
+}
+
+impl Default for EventLimits {
+    fn default() -> Self {
+        EventLimits {
+            warn: 20_000,
+            max: 200_000,
+        }
+    }
+}
+
+impl EventLimits {
+    /// Events still taken from a job at its hard limit: giving up the step, and the result.
+    pub fn closes_the_job(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::StepStarted { .. }
+                | Event::StepFailed { .. }
+                | Event::CommandRejected { .. }
+                | Event::Acked
+                | Event::ResultReady { .. }
+                | Event::ReportSent { .. }
+                | Event::ReportFailed { .. }
+                | Event::ReportAcknowledged
+                | Event::JobFinished { .. }
+        )
+    }
 }
 
 /// The journal and every job's state.
@@ -39,6 +82,7 @@ pub enum StoreError {
 pub struct Store {
     journal: Arc<Journal>,
     state: Arc<Mutex<State>>,
+    limits: EventLimits,
 }
 
 #[derive(Debug, Default)]
@@ -59,36 +103,32 @@ impl Store {
             if state.broken.contains_key(&job) {
                 continue;
             }
-            if record.payload_format() != PAYLOAD_FORMAT {
-                state.broken.insert(
-                    job,
-                    format!(
-                        "record {} has payload format {}, this connector reads {PAYLOAD_FORMAT}",
-                        record.seq(),
-                        record.payload_format()
-                    ),
-                );
-                continue;
-            }
-            match decode_payload::<Event>(record.payload()) {
-                Ok(event) => {
+            match decode(&record) {
+                Ok(entry) => {
                     // A job that does not fold is quarantined inside the fleet; keep going.
-                    let _ = state
-                        .fleet
-                        .apply(job, &Entry::new(Timestamp(record.timestamp().0), event));
+                    let _ = state.fleet.apply(job, &entry);
                 }
-                Err(e) => {
-                    state.broken.insert(
-                        job,
-                        format!("record {} cannot be decoded: {e}", record.seq()),
-                    );
+                Err(why) => {
+                    state.broken.insert(job, why);
                 }
             }
         }
         Ok(Store {
             journal: Arc::new(journal),
             state: Arc::new(Mutex::new(state)),
+            limits: EventLimits::default(),
         })
+    }
+
+    /// The same store with other per-job event limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: EventLimits) -> Store {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> EventLimits {
+        self.limits
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -109,13 +149,36 @@ impl Store {
                 return Err(StoreError::Broken(job));
             }
             check(&state.fleet, job, &entry)?;
+            let events = state.fleet.job(job).map_or(0, |j| j.event_count() as u64);
+            if job != JobId::CONNECTOR
+                && events >= self.limits.max
+                && !EventLimits::closes_the_job(&entry.event)
+            {
+                return Err(StoreError::EventLimit {
+                    job,
+                    events,
+                    limit: self.limits.max,
+                });
+            }
         }
         let payload =
             encode_payload(&entry.event).map_err(|e| StoreError::Encode(e.to_string()))?;
         self.journal
             .append_durable(job.0, JournalTime(at.0), PAYLOAD_FORMAT, &payload)?;
         // Appends of one job are made by one task at a time, so the check above still holds.
-        self.lock().fleet.apply(job, &entry)?;
+        let mut state = self.lock();
+        state.fleet.apply(job, &entry)?;
+        let events = state.fleet.job(job).map_or(0, |j| j.event_count() as u64);
+        if job != JobId::CONNECTOR && events == self.limits.warn {
+            tracing::warn!(
+                job = %job,
+                events,
+                hard_limit = self.limits.max,
+                "job has reached the soft limit of {} events ([retention] warn_events_per_job); at {} only events that close it are taken",
+                self.limits.warn,
+                self.limits.max
+            );
+        }
         Ok(())
     }
 
@@ -127,6 +190,14 @@ impl Store {
     /// The job holding portal command `command_id`, if any.
     pub fn job_for_command(&self, command_id: &str) -> Option<JobId> {
         self.lock().fleet.job_for_command(command_id).map(Job::id)
+    }
+
+    /// The archived job (retention) that held portal command `command_id`, if any.
+    pub fn archived_for_command(&self, command_id: &str) -> Option<JobId> {
+        self.lock()
+            .fleet
+            .archived_for_command(command_id)
+            .map(|a| a.job)
     }
 
     /// Ids of every job with work left.
@@ -151,6 +222,33 @@ impl Store {
     pub fn journal(&self) -> &Journal {
         &self.journal
     }
+
+    /// The journaled entries of `job`, in order, up to its first record that cannot be decoded
+    /// (the reason is in [`Store::broken`]). Empty for a job the journal does not hold.
+    pub fn entries(&self, job: JobId) -> Result<Vec<Entry>, StoreError> {
+        let mut entries = Vec::new();
+        for record in self.journal.iter_job(job.0) {
+            match decode(&record?) {
+                Ok(entry) => entries.push(entry),
+                Err(_) => break,
+            }
+        }
+        Ok(entries)
+    }
+}
+
+/// A record's entry, or why it cannot be read (another payload format, undecodable bytes).
+fn decode(record: &journal::Record) -> Result<Entry, String> {
+    if record.payload_format() != PAYLOAD_FORMAT {
+        return Err(format!(
+            "record {} has payload format {}, this connector reads {PAYLOAD_FORMAT}",
+            record.seq(),
+            record.payload_format()
+        ));
+    }
+    decode_payload::<Event>(record.payload())
+        .map(|event| Entry::new(Timestamp(record.timestamp().0), event))
+        .map_err(|e| format!("record {} cannot be decoded: {e}", record.seq()))
 }
 
 /// Whether `entry` applies to `job` as the fleet stands.
@@ -201,6 +299,16 @@ mod tests {
         assert_eq!(store.unfinished(), vec![history.job]);
         assert_eq!(store.job_for_command("cmd-push-killed"), Some(history.job));
         assert_eq!(
+            store.entries(history.job).expect("entries"),
+            history.entries
+        );
+        assert!(
+            store
+                .entries(JobId(uuid::Uuid::from_u128(99)))
+                .expect("none")
+                .is_empty()
+        );
+        assert_eq!(
             store.journal().verify().expect("verifies").records,
             history.entries.len() as u64 + 1
         );
@@ -229,6 +337,34 @@ mod tests {
         // An event for a job that was never received is refused too.
         let stray = JobId(uuid::Uuid::from_u128(77));
         assert!(store.record(stray, history.now, Event::Acked).is_err());
+    }
+
+    #[test]
+    fn at_the_hard_limit_only_closing_events_are_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let history = canned::push_waiting_for_distribution();
+        let store = open(dir.path()).with_limits(EventLimits { warn: 3, max: 5 });
+        let mut refused = None;
+        for entry in &history.entries {
+            match store.record(history.job, entry.at, entry.event.clone()) {
+                Ok(()) => {}
+                Err(e) => {
+                    refused = Some((entry.event.clone(), e));
+                    break;
+                }
+            }
+        }
+        let (event, error) = refused.expect("the history is longer than the limit");
+        assert!(!EventLimits::closes_the_job(&event), "{event:?}");
+        assert!(
+            matches!(error, StoreError::EventLimit { events, limit: 5, .. } if events >= 5),
+            "{error}"
+        );
+        assert!(error.to_string().contains("max_events_per_job"));
+        // The journal holds exactly what was taken: the limit, plus a closing event.
+        let taken = store.job(history.job).expect("job").event_count() as u64;
+        assert!((5..=6).contains(&taken), "{taken}");
+        assert_eq!(store.journal().head().seq, taken);
     }
 
     #[test]

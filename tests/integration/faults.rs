@@ -14,190 +14,10 @@
 
 #![cfg(unix)]
 
-use crate::portal_support::Portal;
-use crate::support::e2e::{self, ExpectedPush, JournalSummary, Setup};
-use crate::support::temp_dir;
-use sccm_connector::sim::portal::SimConfig;
+use crate::support::case::{Case, DEADLINE, app, package};
+use crate::support::e2e;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-/// How long a case may take to reach its results.
-const DEADLINE: Duration = Duration::from_secs(90);
-
-/// One case: a portal, a site, a connector configuration, the commands enqueued.
-struct Case {
-    dir: tempfile::TempDir,
-    portal: Portal,
-    setup: Setup,
-    pushes: Vec<ExpectedPush>,
-    commands: Vec<String>,
-}
-
-impl Case {
-    async fn new() -> Case {
-        Case::with_remote_ids(Vec::new()).await
-    }
-
-    /// A case whose portal accepts only `remote_ids` (empty: any).
-    async fn with_remote_ids(remote_ids: Vec<String>) -> Case {
-        let dir = temp_dir();
-        let mut sim = SimConfig::new(
-            "127.0.0.1:0".parse().expect("an address"),
-            dir.path().join("portal"),
-        );
-        sim.poll_after_seconds = 1;
-        sim.remote_ids = remote_ids;
-        let portal = Portal::start_with(sim, temp_dir()).await;
-        let setup = Setup::new(dir.path(), &portal.url());
-        e2e::init_site(&setup.site, &setup.share, &["--distribution-polls", "1"]);
-        Case {
-            dir,
-            portal,
-            setup,
-            pushes: Vec::new(),
-            commands: Vec::new(),
-        }
-    }
-
-    /// Publishes `zip` and enqueues a push of it as application `name` into `folder`.
-    async fn push(&mut self, name: &str, folder: &str, zip: Vec<u8>) -> String {
-        let package = self.portal.add_package(zip.clone()).await;
-        let announced = json!({"package_id": package.package_id, "url": package.url, "sha256": package.sha256, "size": package.size});
-        let id = format!("push-{}", self.commands.len() + 1);
-        let command = e2e::push_command(&id, name, folder, &announced);
-        self.portal.add_command(&command.to_string()).await;
-        self.pushes.push(ExpectedPush {
-            command_id: id.clone(),
-            name: name.to_string(),
-            folder: folder.to_string(),
-            zip,
-        });
-        self.commands.push(id.clone());
-        id
-    }
-
-    /// Enqueues an import of `applications` with their sources.
-    async fn import(&mut self, applications: &[String]) -> String {
-        let id = format!("import-{}", self.commands.len() + 1);
-        let command = e2e::import_command(&id, applications, true);
-        self.portal.add_command(&command.to_string()).await;
-        self.commands.push(id.clone());
-        id
-    }
-
-    /// Runs the daemon in process until every command has an effective result, stops it
-    /// cleanly, and returns the results by command.
-    async fn run(&self) -> Vec<Value> {
-        self.run_until(&self.commands).await
-    }
-
-    async fn run_until(&self, commands: &[String]) -> Vec<Value> {
-        let config = self.setup.config();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let daemon = tokio::spawn(sccm_connector::daemon::run(config, async {
-            let _ = stopped.await;
-        }));
-        let until = Instant::now() + DEADLINE;
-        let mut results = Vec::new();
-        for id in commands {
-            loop {
-                let view = self.portal.command(id).await;
-                if !view["effective_result"].is_null() {
-                    results.push(view["effective_result"].clone());
-                    break;
-                }
-                assert!(
-                    !daemon.is_finished(),
-                    "the daemon stopped before {id} had a result"
-                );
-                assert!(
-                    Instant::now() < until,
-                    "no result for {id} within {DEADLINE:?}: {view}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        // A finished job's spool folder is removed right after `JobFinished` is journaled: once
-        // none is left, every job that downloaded or uploaded is finished.
-        loop {
-            let left: Vec<String> = std::fs::read_dir(self.setup.spool())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "scripts")
-                .collect();
-            if left.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < until, "jobs {left:?} never finished");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = stop.send(());
-        daemon
-            .await
-            .expect("the daemon task")
-            .expect("the daemon stops cleanly");
-        results
-    }
-
-    /// A daemon run that must end by being stopped (`until` resolves first).
-    async fn run_stopped_when(&self, until: impl std::future::Future<Output = ()>) {
-        let config = self.setup.config();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let daemon = tokio::spawn(sccm_connector::daemon::run(config, async {
-            let _ = stopped.await;
-        }));
-        until.await;
-        let _ = stop.send(());
-        daemon
-            .await
-            .expect("the daemon task")
-            .expect("the daemon stops cleanly");
-    }
-
-    /// Everything that must hold after the daemon stopped: one result per command, the pushes
-    /// that succeeded at the site exactly once and in the share exactly, no duplicate mutation,
-    /// the journal verified with one finished job per command. Returns the journal's summary.
-    async fn verify(&self) -> JournalSummary {
-        for id in &self.commands {
-            let view = self.portal.command(id).await;
-            e2e::one_result(&view).unwrap_or_else(|e| panic!("{e}"));
-        }
-        let dump = e2e::site_dump(&self.setup.site);
-        e2e::site_check(&self.setup.site).unwrap_or_else(|e| panic!("{e}"));
-        let (duplicates, _) = e2e::duplicate_effects(&dump);
-        assert!(duplicates.is_empty(), "duplicate mutations: {duplicates:?}");
-        for push in &self.pushes {
-            let view = self.portal.command(&push.command_id).await;
-            let result = &view["effective_result"];
-            if result["status"] == "ok" {
-                e2e::check_push(&dump, push, result).unwrap_or_else(|e| panic!("{e}"));
-            }
-            e2e::check_share(&self.setup.share, push).unwrap_or_else(|e| panic!("{e}"));
-        }
-        e2e::check_journal(&self.setup.journal(), &self.commands).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// The connector requests the portal saw for paths starting with `path`.
-    async fn requests_to(&self, path: &str) -> Vec<Value> {
-        self.portal
-            .requests()
-            .await
-            .into_iter()
-            .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with(path)))
-            .collect()
-    }
-}
-
-fn app(name: &str) -> String {
-    format!("{name}_1.0_English(United States)")
-}
-
-/// A package of about `msi` bytes (stored: its size is what travels).
-fn package(product: &str, msi: usize) -> Vec<u8> {
-    e2e::psadt_package(product, msi, 7, true)
-}
 
 fn assert_ok(result: &Value) {
     assert_eq!(result["status"], "ok", "{result}");
@@ -449,16 +269,9 @@ async fn upload_resets_and_a_lost_completion_end_in_complete_sources() {
 
 // ------------------------------------------------------------------ PowerShell faults --
 
-/// A case whose site applies `rules` (fault plan rules, seed 1).
-async fn site_case(rules: Value) -> Case {
-    let case = Case::new().await;
-    e2e::set_site_faults(&case.setup.site, &json!({"seed": 1, "rules": rules}));
-    case
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cmdlet_failing_once_is_retried_then_ok() {
-    let mut case = site_case(json!([
+    let mut case = Case::with_site_faults(json!([
         {"cmdlet": "New-CMApplication", "calls": [1], "fault": {"kind": "fail", "message": "Access is denied."}},
     ]))
     .await;
@@ -480,7 +293,7 @@ async fn a_cmdlet_failing_once_is_retried_then_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_failure_is_reported_failed_naming_the_step_and_the_error() {
-    let mut case = site_case(json!([
+    let mut case = Case::with_site_faults(json!([
         {"cmdlet": "Add-CMScriptDeploymentType", "calls": [1, 2, 3, 4], "fault": {"kind": "fail", "message": "The content location is not accessible."}},
     ]))
     .await;
@@ -520,7 +333,7 @@ async fn a_permanent_failure_is_reported_failed_naming_the_step_and_the_error() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_output_is_retried_then_ok() {
-    let mut case = site_case(json!([
+    let mut case = Case::with_site_faults(json!([
         {"cmdlet": "Get-CMDeploymentType", "calls": [1], "fault": {"kind": "garbage"}},
     ]))
     .await;
@@ -546,7 +359,7 @@ async fn garbage_output_is_retried_then_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_exiting_non_zero_after_its_effect_is_retried_without_a_second_deployment() {
-    let mut case = site_case(json!([
+    let mut case = Case::with_site_faults(json!([
         {"cmdlet": "New-CMApplicationDeployment", "calls": [1], "after_effect": true, "fault": {"kind": "exit", "code": 5}},
     ]))
     .await;
@@ -571,7 +384,7 @@ async fn a_host_exiting_non_zero_after_its_effect_is_retried_without_a_second_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_host_is_killed_by_the_step_timeout_then_ok() {
-    let mut case = site_case(json!([
+    let mut case = Case::with_site_faults(json!([
         {"cmdlet": "Get-CMFolder", "calls": [1], "fault": {"kind": "hang"}},
     ]))
     .await;
@@ -597,7 +410,7 @@ async fn a_hanging_host_is_killed_by_the_step_timeout_then_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_crashing_after_its_effect_creates_nothing_twice() {
-    let mut case = site_case(json!([
+    let mut case = Case::with_site_faults(json!([
         {"cmdlet": "New-CMApplication", "calls": [1], "fault": {"kind": "crash"}},
         {"cmdlet": "Move-CMObject", "calls": [1], "fault": {"kind": "crash"}},
     ]))

@@ -47,6 +47,37 @@ pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// Every file under `dir` (relative path with `/`) with its size, modification time and bytes:
+/// equal before and after means nothing in `dir` was touched.
+pub fn fingerprint(dir: &Path) -> Vec<(String, u64, std::time::SystemTime, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64, std::time::SystemTime, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).expect("the directory exists") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let meta = std::fs::metadata(&path).expect("metadata");
+                let relative = path
+                    .strip_prefix(root)
+                    .expect("under the root")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let modified = meta.modified().expect("a modification time");
+                out.push((
+                    relative,
+                    meta.len(),
+                    modified,
+                    std::fs::read(&path).expect("readable"),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
 /// The connector against both simulators (the kill loop and the fault tests): commands derived
 /// from the seed's fixtures, packages, the simulated site, the connector's configuration, and the
 /// checks every end-to-end run makes afterwards — one effective result per command, exactly one
@@ -933,5 +964,206 @@ pub mod audit {
             .args(["-c", &format!("command -v {program}")])
             .output()
             .is_ok_and(|o| o.status.success())
+    }
+}
+
+/// The daemon in process against the portal simulator (in process) and the site simulator (its
+/// PowerShell host a child process): a case with its commands, run until each has a result, and
+/// the checks every end-to-end run makes afterwards. Used by the fault and diagnosis tests.
+pub mod case {
+    use super::e2e::{self, ExpectedPush, JournalSummary, Setup};
+    use super::temp_dir;
+    use crate::portal_support::Portal;
+    use sccm_connector::sim::portal::SimConfig;
+    use serde_json::{Value, json};
+    use std::time::{Duration, Instant};
+
+    /// How long a case may take to reach its results.
+    pub const DEADLINE: Duration = Duration::from_secs(90);
+
+    /// One case: a portal, a site, a connector configuration, the commands enqueued.
+    pub struct Case {
+        pub dir: tempfile::TempDir,
+        pub portal: Portal,
+        pub setup: Setup,
+        pub pushes: Vec<ExpectedPush>,
+        pub commands: Vec<String>,
+    }
+
+    impl Case {
+        pub async fn new() -> Case {
+            Case::with_remote_ids(Vec::new()).await
+        }
+
+        /// A case whose portal accepts only `remote_ids` (empty: any).
+        pub async fn with_remote_ids(remote_ids: Vec<String>) -> Case {
+            let dir = temp_dir();
+            let mut sim = SimConfig::new(
+                "127.0.0.1:0".parse().expect("an address"),
+                dir.path().join("portal"),
+            );
+            sim.poll_after_seconds = 1;
+            sim.remote_ids = remote_ids;
+            let portal = Portal::start_with(sim, temp_dir()).await;
+            let setup = Setup::new(dir.path(), &portal.url());
+            e2e::init_site(&setup.site, &setup.share, &["--distribution-polls", "1"]);
+            Case {
+                dir,
+                portal,
+                setup,
+                pushes: Vec::new(),
+                commands: Vec::new(),
+            }
+        }
+
+        /// A case whose site applies `rules` (fault plan rules, seed 1).
+        pub async fn with_site_faults(rules: Value) -> Case {
+            let case = Case::new().await;
+            e2e::set_site_faults(&case.setup.site, &json!({"seed": 1, "rules": rules}));
+            case
+        }
+
+        /// Waits (bounded by [`DEADLINE`]) until command `id` has an effective result at the
+        /// portal and returns it; `alive` is asked on every round and must stay true.
+        pub async fn wait_for_result(&self, id: &str, alive: impl Fn() -> bool) -> Value {
+            let until = Instant::now() + DEADLINE;
+            loop {
+                let view = self.portal.command(id).await;
+                if !view["effective_result"].is_null() {
+                    return view["effective_result"].clone();
+                }
+                assert!(alive(), "the daemon stopped before {id} had a result");
+                assert!(
+                    Instant::now() < until,
+                    "no result for {id} within {DEADLINE:?}: {view}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+
+        /// Publishes `zip` and enqueues a push of it as application `name` into `folder`.
+        pub async fn push(&mut self, name: &str, folder: &str, zip: Vec<u8>) -> String {
+            let package = self.portal.add_package(zip.clone()).await;
+            let announced = json!({"package_id": package.package_id, "url": package.url, "sha256": package.sha256, "size": package.size});
+            let id = format!("push-{}", self.commands.len() + 1);
+            let command = e2e::push_command(&id, name, folder, &announced);
+            self.portal.add_command(&command.to_string()).await;
+            self.pushes.push(ExpectedPush {
+                command_id: id.clone(),
+                name: name.to_string(),
+                folder: folder.to_string(),
+                zip,
+            });
+            self.commands.push(id.clone());
+            id
+        }
+
+        /// Enqueues an import of `applications` with their sources.
+        pub async fn import(&mut self, applications: &[String]) -> String {
+            let id = format!("import-{}", self.commands.len() + 1);
+            let command = e2e::import_command(&id, applications, true);
+            self.portal.add_command(&command.to_string()).await;
+            self.commands.push(id.clone());
+            id
+        }
+
+        /// Runs the daemon in process until every command has an effective result, stops it
+        /// cleanly, and returns the results by command.
+        pub async fn run(&self) -> Vec<Value> {
+            self.run_until(&self.commands).await
+        }
+
+        pub async fn run_until(&self, commands: &[String]) -> Vec<Value> {
+            let config = self.setup.config();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let daemon = tokio::spawn(sccm_connector::daemon::run(config, async {
+                let _ = stopped.await;
+            }));
+            let until = Instant::now() + DEADLINE;
+            let mut results = Vec::new();
+            for id in commands {
+                results.push(self.wait_for_result(id, || !daemon.is_finished()).await);
+            }
+            // A finished job's spool folder is removed right after `JobFinished` is journaled: once
+            // none is left, every job that downloaded or uploaded is finished.
+            loop {
+                let left: Vec<String> = std::fs::read_dir(self.setup.spool())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "scripts")
+                    .collect();
+                if left.is_empty() {
+                    break;
+                }
+                assert!(Instant::now() < until, "jobs {left:?} never finished");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = stop.send(());
+            daemon
+                .await
+                .expect("the daemon task")
+                .expect("the daemon stops cleanly");
+            results
+        }
+
+        /// A daemon run that must end by being stopped (`until` resolves first).
+        pub async fn run_stopped_when(&self, until: impl std::future::Future<Output = ()>) {
+            let config = self.setup.config();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let daemon = tokio::spawn(sccm_connector::daemon::run(config, async {
+                let _ = stopped.await;
+            }));
+            until.await;
+            let _ = stop.send(());
+            daemon
+                .await
+                .expect("the daemon task")
+                .expect("the daemon stops cleanly");
+        }
+
+        /// Everything that must hold after the daemon stopped: one result per command, the pushes
+        /// that succeeded at the site exactly once and in the share exactly, no duplicate mutation,
+        /// the journal verified with one finished job per command. Returns the journal's summary.
+        pub async fn verify(&self) -> JournalSummary {
+            for id in &self.commands {
+                let view = self.portal.command(id).await;
+                e2e::one_result(&view).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let dump = e2e::site_dump(&self.setup.site);
+            e2e::site_check(&self.setup.site).unwrap_or_else(|e| panic!("{e}"));
+            let (duplicates, _) = e2e::duplicate_effects(&dump);
+            assert!(duplicates.is_empty(), "duplicate mutations: {duplicates:?}");
+            for push in &self.pushes {
+                let view = self.portal.command(&push.command_id).await;
+                let result = &view["effective_result"];
+                if result["status"] == "ok" {
+                    e2e::check_push(&dump, push, result).unwrap_or_else(|e| panic!("{e}"));
+                }
+                e2e::check_share(&self.setup.share, push).unwrap_or_else(|e| panic!("{e}"));
+            }
+            e2e::check_journal(&self.setup.journal(), &self.commands)
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        /// The connector requests the portal saw for paths starting with `path`.
+        pub async fn requests_to(&self, path: &str) -> Vec<Value> {
+            self.portal
+                .requests()
+                .await
+                .into_iter()
+                .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with(path)))
+                .collect()
+        }
+    }
+
+    pub fn app(name: &str) -> String {
+        format!("{name}_1.0_English(United States)")
+    }
+
+    /// A package of about `msi` bytes (stored: its size is what travels).
+    pub fn package(product: &str, msi: usize) -> Vec<u8> {
+        e2e::psadt_package(product, msi, 7, true)
     }
 }

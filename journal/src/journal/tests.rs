@@ -790,3 +790,152 @@ fn concurrent_writers_fill_each_flush() -> TestResult {
     assert_eq!(j.verify()?.records, 400);
     Ok(())
 }
+
+// ---- pruning ----------------------------------------------------------
+
+/// Fills three jobs (one with a fragmented record), prunes job 1.
+fn pruned_fixture(dir: &Path) -> Result<(Journal, Vec<Appended>)> {
+    let j = Journal::open(dir, Options::new())?;
+    let mut appended = fill(&j, 30, 3)?;
+    // A fragmented record in job 1, then one more record of job 0.
+    appended.push(j.append_durable(job(1), Timestamp(99), 3, &patterned(100_000, 7))?);
+    appended.push(j.append_durable(job(0), Timestamp(100), 3, b"after")?);
+    Ok((j, appended))
+}
+
+#[test]
+fn pruning_keeps_the_chain_and_removes_the_content() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (j, appended) = pruned_fixture(dir.path())?;
+    let before = j.verify()?;
+    assert!(!fragment_keys(&j)?.is_empty());
+    let report = j.prune_jobs(&[job(1)])?;
+    assert_eq!((report.jobs, report.records), (1, 11));
+    assert!(report.bytes_removed > 100_000);
+    // Fragments of the pruned record are gone with it.
+    assert!(fragment_keys(&j)?.is_empty());
+
+    let after = j.verify()?;
+    assert_eq!(after.records, before.records);
+    assert_eq!(after.head_hash, before.head_hash);
+    assert_eq!(after.pruned, 11);
+    // Readers no longer see job 1; its place in the chain is a stub.
+    assert_eq!(j.iter_job(job(1)).count(), 0);
+    assert!(j.iter_from(1).all(|r| r.is_ok_and(|r| r.job() != job(1))));
+    assert_eq!(j.iter_from(1).count(), 32 - 11);
+    let stubs: Vec<PrunedLink> = j
+        .iter_chain_from(1)
+        .filter_map(|e| match e {
+            Ok(ChainEntry::Pruned(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stubs.len(), 11);
+    for stub in &stubs {
+        let original = appended
+            .iter()
+            .find(|a| a.seq == stub.seq)
+            .ok_or("stub seq")?;
+        assert_eq!((stub.hash, stub.job_seq), (original.hash, original.job_seq));
+    }
+    assert!(j.jobs()?.iter().all(|s| s.job != job(1)));
+    assert_eq!(
+        j.pruned_jobs()?,
+        vec![PrunedJob {
+            job: job(1),
+            last_job_seq: 11,
+            last_seq: 31
+        }]
+    );
+    // Pruning again is a no-op; a pruned job takes no more records.
+    assert_eq!(j.prune_jobs(&[job(1)])?, PruneReport::default());
+    assert!(matches!(
+        j.append(job(1), Timestamp(1), 3, b"late"),
+        Err(JournalError::JobPruned { .. })
+    ));
+    // Other jobs continue and the chain links across the stubs.
+    let next = j.append_durable(job(2), Timestamp(101), 3, b"next")?;
+    assert_eq!(next.job_seq, 11);
+    j.close()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(j.verify()?.records, 33);
+    assert!(matches!(
+        j.append(job(1), Timestamp(1), 3, b"late"),
+        Err(JournalError::JobPruned { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_journal_whose_last_record_was_pruned_reopens() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    fill(&j, 6, 2)?;
+    // The last record belongs to job 1.
+    j.prune_jobs(&[job(1), job(0)])?;
+    let head = j.head();
+    j.close()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(j.head(), head);
+    assert_eq!(j.verify()?.pruned, 6);
+    assert_eq!(j.iter_from(1).count(), 0);
+    let a = j.append_durable(job(5), Timestamp(7), 3, b"new")?;
+    assert_eq!((a.seq, a.job_seq), (7, 1));
+    j.verify()?;
+    Ok(())
+}
+
+#[test]
+fn a_changed_stub_hash_breaks_the_next_record() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (j, _) = pruned_fixture(dir.path())?;
+    j.prune_jobs(&[job(1)])?;
+    // Record 2 belongs to job 1 (round robin), record 3 to job 2.
+    tamper(&j, 2, |v| {
+        let last = v.len() - 1;
+        v[last] ^= 1;
+    })?;
+    match j.verify() {
+        Err(JournalError::HashMismatch { seq, .. }) => assert_eq!(seq, 3),
+        other => return Err(format!("expected a mismatch at 3, got {other:?}").into()),
+    }
+    Ok(())
+}
+
+#[test]
+fn a_stub_replacing_a_live_record_is_detected() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (j, appended) = pruned_fixture(dir.path())?;
+    // Forge a stub for record 1 (job 0), which was not pruned: same hash,
+    // so the chain still links, but the job index and pruned entries
+    // disagree.
+    let forged = PrunedLink {
+        seq: 1,
+        job: job(0),
+        job_seq: 1,
+        timestamp: Timestamp(0),
+        hash: appended[0].hash,
+    };
+    j.raw_db().insert(record_key(1), forged.encode().to_vec())?;
+    assert!(matches!(
+        j.verify(),
+        Err(JournalError::IndexMismatch { seq: 4, .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_job_with_uncommitted_records_is_not_pruned() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    fill(&j, 4, 2)?;
+    j.append(job(0), Timestamp(9), 3, b"queued")?;
+    assert!(matches!(
+        j.prune_jobs(&[job(0)]),
+        Err(JournalError::JobBusy { .. })
+    ));
+    j.commit_all()?;
+    assert_eq!(j.prune_jobs(&[job(0)])?.records, 3);
+    j.verify()?;
+    Ok(())
+}
