@@ -269,13 +269,16 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     }
     let inspection = sccm_connector::inspect::open(&source)?;
     let journaled_jobs: Vec<uuid::Uuid> = match &args.job {
-        Some(_) => inspection
-            .store
-            .journal()
-            .jobs()?
-            .into_iter()
-            .map(|j| j.job)
-            .collect(),
+        Some(_) => {
+            let journal = inspection.store.journal();
+            let pruned = journal.pruned_jobs()?.into_iter().map(|j| j.job);
+            journal
+                .jobs()?
+                .into_iter()
+                .map(|j| j.job)
+                .chain(pruned)
+                .collect()
+        }
         None => Vec::new(),
     };
     let job = match &args.job {
@@ -322,14 +325,15 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     file.persist(&args.output)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     outln!(
-        "exported records {}..={} to {}: {} line(s), {} shown, {} redacted, {} left out by the filter",
+        "exported records {}..={} to {}: {} line(s), {} shown, {} redacted, {} left out by the filter, {} pruned from the journal",
         summary.first_seq,
         summary.last_seq,
         args.output.display(),
         summary.count,
         summary.full,
         summary.redacted,
-        summary.omitted
+        summary.omitted,
+        summary.pruned
     );
     outln!("chain base {}", summary.chain_base);
     outln!("chain head {}", summary.head);

@@ -9,12 +9,12 @@
 use super::AuditError;
 use super::csv as csv_encoding;
 use super::record::{
-    FORMAT_NAME, FORMAT_VERSION, FilterInfo, Header, Line, RecordLine, SignatureInfo, Trailer, b64,
-    omitted_line, record_line,
+    Content, FORMAT_NAME, FORMAT_VERSION, FilterInfo, Header, Line, RecordLine, SignatureInfo,
+    Trailer, b64, omitted_line, pruned_line, record_line,
 };
 use super::sign::{self, SigningKey};
 use super::time::rfc3339_millis;
-use journal::{GENESIS, Hash, Journal, Record};
+use journal::{ChainEntry, GENESIS, Hash, Journal, Record};
 use replay::Event;
 use sha2::{Digest as _, Sha256};
 use std::io::Write;
@@ -36,10 +36,23 @@ impl Filter {
     /// Whether the record is shown.
     #[must_use]
     pub fn selects(&self, record: &Record) -> bool {
-        let at = record.timestamp().0;
+        self.selects_at(record.job(), record.timestamp().0)
+    }
+
+    /// Whether a record of `job` at `at` (Unix epoch milliseconds) is shown.
+    #[must_use]
+    pub fn selects_at(&self, job: Uuid, at: i64) -> bool {
         self.since.is_none_or(|s| at >= s)
             && self.until.is_none_or(|u| at <= u)
-            && self.job.is_none_or(|j| record.job() == j)
+            && self.job.is_none_or(|j| job == j)
+    }
+
+    /// Whether a position of the chain (a record or a pruned record's stub) is shown.
+    fn selects_entry(&self, entry: &ChainEntry) -> bool {
+        match entry {
+            ChainEntry::Record(r) => self.selects(r),
+            ChainEntry::Pruned(p) => self.selects_at(p.job, p.timestamp.0),
+        }
     }
 
     fn info(&self) -> FilterInfo {
@@ -87,10 +100,12 @@ pub struct ExportSummary {
     pub chain_base: Hash,
     /// Hash of record `last_seq`.
     pub head: Hash,
-    /// Records shown in full, shown redacted, and left out by the filter.
+    /// Records shown in full, shown redacted, left out by the filter, and pruned from the
+    /// journal (shown as their stubs).
     pub full: u64,
     pub redacted: u64,
     pub omitted: u64,
+    pub pruned: u64,
     /// SHA-256 of the bytes before the trailer (`None` for HTML).
     pub content_sha256: Option<String>,
     pub signed: bool,
@@ -115,9 +130,9 @@ pub(crate) fn plan(journal: &Journal, filter: &Filter) -> Result<Plan, AuditErro
     let mut count = 0u64;
     let mut gap = false;
     let mut journal_head = (0u64, GENESIS);
-    for record in journal.iter_from(1) {
+    for record in journal.iter_chain_from(1) {
         let record = record?;
-        if filter.selects(&record) {
+        if filter.selects_entry(&record) {
             if first.is_none() {
                 first = Some((record.seq(), prev));
             }
@@ -156,7 +171,7 @@ pub(crate) fn plan(journal: &Journal, filter: &Filter) -> Result<Plan, AuditErro
 }
 
 /// Walks the covered range, calling `emit` with every record line (and the decoded event of a
-/// shown record).
+/// shown record). Pruned records are shown as their stubs.
 pub(crate) fn walk(
     journal: &Journal,
     filter: &Filter,
@@ -168,17 +183,22 @@ pub(crate) fn walk(
     }
     let mut prev = plan.base;
     let mut gap: Option<(u64, Hash)> = None;
-    for record in journal.iter_from(plan.first) {
+    for record in journal.iter_chain_from(plan.first) {
         let record = record?;
         if record.seq() > plan.last {
             break;
         }
-        if filter.selects(&record) {
+        if filter.selects_entry(&record) {
             if let Some((from, before)) = gap.take() {
                 emit(omitted_line(from, record.seq() - 1, &before, &prev), None)?;
             }
-            let (line, event) = record_line(&record, &prev);
-            emit(line, event)?;
+            match &record {
+                ChainEntry::Record(r) => {
+                    let (line, event) = record_line(r, &prev);
+                    emit(line, event)?;
+                }
+                ChainEntry::Pruned(p) => emit(pruned_line(p, &prev), None)?,
+            }
         } else if gap.is_none() {
             gap = Some((record.seq(), prev));
         }
@@ -191,6 +211,30 @@ pub(crate) fn walk(
         )));
     }
     Ok(())
+}
+
+/// Lines written, and records by how they are shown.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub count: u64,
+    pub full: u64,
+    pub redacted: u64,
+    pub omitted: u64,
+    pub pruned: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, line: &RecordLine) {
+        self.count += 1;
+        match line.content {
+            Content::Full => self.full += 1,
+            Content::Redacted => self.redacted += 1,
+            Content::Pruned => self.pruned += 1,
+            Content::Omitted => {
+                self.omitted += line.seq_end.unwrap_or(line.seq) - line.seq + 1;
+            }
+        }
+    }
 }
 
 fn encode(encoding: Encoding, line: &Line) -> Result<Vec<u8>, AuditError> {
@@ -271,18 +315,18 @@ pub fn write_export(
         journal_head_hash: plan.journal_head.to_hex(),
     };
     emit(&encode(encoding, &Line::Header(header))?)?;
-    let (mut full, mut redacted, mut omitted, mut count) = (0u64, 0u64, 0u64, 0u64);
+    let mut tally = Tally::default();
     walk(journal, filter, &plan, |line, _| {
-        count += 1;
-        match line.content {
-            super::record::Content::Full => full += 1,
-            super::record::Content::Redacted => redacted += 1,
-            super::record::Content::Omitted => {
-                omitted += line.seq_end.unwrap_or(line.seq) - line.seq + 1;
-            }
-        }
+        tally.add(&line);
         emit(&encode(encoding, &Line::Record(line))?)
     })?;
+    let Tally {
+        count,
+        full,
+        redacted,
+        omitted,
+        pruned,
+    } = tally;
     let content_sha256 = crate::portal::download::hex(&digest.finalize());
     let head = plan.head.to_hex();
     let base = plan.base.to_hex();
@@ -316,6 +360,7 @@ pub fn write_export(
         full,
         redacted,
         omitted,
+        pruned,
         content_sha256: Some(content_sha256),
         signed: signer.is_some(),
     })
@@ -402,6 +447,34 @@ mod tests {
                 assert_eq!((summary.count, report.records), (0, 0));
             }
         }
+        // Retention: archive one job, prune it; the journal's export shows its stubs and still
+        // verifies, and the archive verifies against the pruned journal.
+        let mut archive = Vec::new();
+        let archived = Filter {
+            job: Some(jobs[0].job),
+            ..Filter::default()
+        };
+        write_jsonl(store.journal(), &archived, &meta, &mut archive, None).expect("archived");
+        let report = store.journal().prune_jobs(&[jobs[0].job]).expect("pruned");
+        assert_eq!(report.jobs, 1);
+        let mut out = Vec::new();
+        let summary = write_jsonl(store.journal(), &Filter::default(), &meta, &mut out, None)
+            .expect("exported");
+        assert_eq!(summary.pruned, jobs[0].last_job_seq);
+        let report = verify_export(&out, None).expect("a pruned journal's export verifies");
+        assert_eq!(report.pruned, jobs[0].last_job_seq);
+        // A pruned job is still chosen by id: its stubs.
+        let mut out = Vec::new();
+        let summary =
+            write_jsonl(store.journal(), &archived, &meta, &mut out, None).expect("exported");
+        assert_eq!((summary.pruned, summary.full), (jobs[0].last_job_seq, 0));
+        let archive_report = verify_export(&archive, None).expect("the archive verifies");
+        drop(store);
+        let source = crate::inspect::JournalSource::Dir(dir.path().to_path_buf());
+        crate::audit::journal_holds_export(&source, &archive_report)
+            .unwrap_or_else(|e| panic!("the pruned journal holds the archive: {e:?}"));
+        let store = Store::open(dir.path(), journal::Options::new()).expect("reopened");
+
         // Signed through the library, as the retention archive would.
         let key = crate::audit::sign::generate().expect("a key");
         let mut out = Vec::new();
@@ -413,7 +486,7 @@ mod tests {
             Some(&key),
         )
         .expect("exported");
-        assert!(summary.signed && summary.redacted == 1);
+        assert!(summary.signed && summary.redacted + summary.pruned >= 1);
         let report = verify_export(&out, Some(&key.verifying_key())).expect("verifies");
         assert_eq!(report.signature_trusted, Some(true));
     }

@@ -9,7 +9,7 @@
 //! Not verifiable by `verify`: export JSON Lines or CSV for that.
 
 use super::AuditError;
-use super::export::{ExportMeta, ExportSummary, Filter, plan, walk};
+use super::export::{ExportMeta, ExportSummary, Filter, Tally, plan, walk};
 use super::record::{Content, RecordLine, b64};
 use super::redact::redact_text;
 use super::time::rfc3339_millis;
@@ -194,16 +194,11 @@ pub fn write_html(
     let plan = plan(journal, filter)?;
     let mut jobs: BTreeMap<String, JobView> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
-    let (mut full, mut redacted, mut omitted, mut count) = (0u64, 0u64, 0u64, 0u64);
+    let mut tally = Tally::default();
     walk(journal, filter, &plan, |line, event| {
-        count += 1;
-        match line.content {
-            Content::Full => full += 1,
-            Content::Redacted => redacted += 1,
-            Content::Omitted => {
-                omitted += line.seq_end.unwrap_or(line.seq) - line.seq + 1;
-                return Ok(());
-            }
+        tally.add(&line);
+        if line.content == Content::Omitted {
+            return Ok(());
         }
         let job = line.job.clone().unwrap_or_default();
         let view = jobs.entry(job.clone()).or_insert_with(|| {
@@ -272,10 +267,10 @@ pub fn write_html(
                 .as_ref()
                 .map(|d| replay::one_line(&d.to_string(), 240))
                 .unwrap_or_default();
-            let class = if row.content == Content::Redacted {
-                " class=\"redacted\""
-            } else {
-                ""
+            let class = match row.content {
+                Content::Redacted => " class=\"redacted\"",
+                Content::Pruned => " class=\"omitted\"",
+                _ => "",
             };
             let _ = writeln!(
                 body,
@@ -283,7 +278,15 @@ pub fn write_html(
                 row.seq,
                 row.job_seq.unwrap_or_default(),
                 text(row.timestamp.as_deref().unwrap_or("")),
-                text(row.event.as_deref().unwrap_or("(undecodable)")),
+                text(
+                    row.event
+                        .as_deref()
+                        .unwrap_or(if row.content == Content::Pruned {
+                            "(pruned: see the archive)"
+                        } else {
+                            "(undecodable)"
+                        })
+                ),
                 if row.redacted { " (redacted)" } else { "" },
                 text(&details),
                 escape(&row.hash),
@@ -293,6 +296,13 @@ pub fn write_html(
         body.push_str("</table></section>\n");
     }
 
+    let Tally {
+        count,
+        full,
+        redacted,
+        omitted,
+        pruned,
+    } = tally;
     let data = json!({ "jobs": data_jobs });
     let script_hash = b64(&Sha256::digest(SCRIPT.as_bytes()));
     let verified = if plan.count == 0 {
@@ -329,7 +339,7 @@ pub fn write_html(
 <tr><th>journal</th><td><code>{source}</code></td></tr>\n\
 <tr><th>exported at</th><td>{exported}</td></tr>\n\
 <tr><th>chosen</th><td>{filter_text}</td></tr>\n\
-<tr><th>records covered</th><td>{first}–{last}: {full} shown, <span class=\"redacted\">{redacted} redacted</span>, <span class=\"omitted\">{omitted} left out by the choice</span></td></tr>\n\
+<tr><th>records covered</th><td>{first}–{last}: {full} shown, <span class=\"redacted\">{redacted} redacted</span>, <span class=\"omitted\">{omitted} left out by the choice</span>, <span class=\"omitted\">{pruned} pruned from the journal (in an archive)</span></td></tr>\n\
 <tr><th>chain base</th><td class=\"hash\" id=\"chain-base\">{base}</td></tr>\n\
 <tr><th>chain head</th><td class=\"hash\" id=\"chain-head\">{head}</td></tr>\n\
 <tr><th>verification</th><td id=\"verification\">{verified}</td></tr>\n\
@@ -358,6 +368,7 @@ pub fn write_html(
         full,
         redacted,
         omitted,
+        pruned,
         content_sha256: None,
         signed: false,
     })

@@ -11,7 +11,9 @@
 //!   `hash`); the record's own hash is authenticated by the next full record, whose recomputed
 //!   hash covers it, or by the signed head;
 //! * `omitted`: records `seq..=seq_end` that the filter left out, as one link from the hash
-//!   before them (`prev_hash`) to the hash of the last of them (`hash`).
+//!   before them (`prev_hash`) to the hash of the last of them (`hash`);
+//! * `pruned`: a record whose job retention pruned from the journal (its content is in an
+//!   archive): the journal's stub — job, job sequence, timestamp and hash — checked as a link.
 
 use super::redact;
 use super::time::rfc3339_millis;
@@ -123,6 +125,7 @@ pub enum Content {
     Full,
     Redacted,
     Omitted,
+    Pruned,
 }
 
 impl Content {
@@ -131,6 +134,7 @@ impl Content {
             Content::Full => "full",
             Content::Redacted => "redacted",
             Content::Omitted => "omitted",
+            Content::Pruned => "pruned",
         }
     }
 
@@ -139,6 +143,7 @@ impl Content {
             "full" => Some(Content::Full),
             "redacted" => Some(Content::Redacted),
             "omitted" => Some(Content::Omitted),
+            "pruned" => Some(Content::Pruned),
             _ => None,
         }
     }
@@ -253,6 +258,27 @@ pub fn record_line(record: &Record, prev: &Hash) -> (RecordLine, Option<Event>) 
         body: (!secret).then(|| b64(record.encoded_body())),
     };
     (line, event)
+}
+
+/// The line of a pruned record: its stub. `prev` is its predecessor's hash.
+#[must_use]
+pub fn pruned_line(link: &journal::PrunedLink, prev: &Hash) -> RecordLine {
+    RecordLine {
+        seq: link.seq,
+        seq_end: None,
+        content: Content::Pruned,
+        redacted: false,
+        job: Some(link.job.to_string()),
+        job_seq: Some(link.job_seq),
+        timestamp: Some(rfc3339_millis(link.timestamp.0)),
+        timestamp_ms: Some(link.timestamp.0),
+        payload_format: None,
+        event: None,
+        data: None,
+        prev_hash: prev.to_hex(),
+        hash: link.hash.to_hex(),
+        body: None,
+    }
 }
 
 /// The line standing for the omitted records `from..=to`.

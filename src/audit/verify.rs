@@ -31,10 +31,12 @@ pub struct VerifyReport {
     pub records: u64,
     pub first_seq: u64,
     pub last_seq: u64,
-    /// Records whose bytes were hashed and decoded, shown redacted, left out by the filter.
+    /// Records whose bytes were hashed and decoded, shown redacted, left out by the filter,
+    /// pruned from the journal (stubs).
     pub full: u64,
     pub redacted: u64,
     pub omitted: u64,
+    pub pruned: u64,
     pub chain_base: String,
     pub head: String,
     /// The trailer's signature: `None` unsigned; `Some(true)` checked against the given public
@@ -286,7 +288,8 @@ pub fn verify_export(
     let base = prev;
     let first_seq = header.first_seq;
     let mut expected = first_seq;
-    let (mut full, mut redacted, mut omitted, mut count) = (0u64, 0u64, 0u64, 0u64);
+    let (mut full, mut redacted, mut omitted, mut pruned, mut count) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut links: Vec<(u64, Hash)> = Vec::new();
     let valid = |expected: u64| expected - first_seq;
     // Every sequence some line claims, to tell a missing record from a moved one.
@@ -367,6 +370,18 @@ pub fn verify_export(
                     ));
                 }
                 redacted += 1;
+                record.seq
+            }
+            Content::Pruned => {
+                if record.body.is_some() || record.data.is_some() || record.redacted {
+                    return Err(fail(
+                        seq,
+                        n,
+                        "a pruned record shows content",
+                        valid(expected),
+                    ));
+                }
+                pruned += 1;
                 record.seq
             }
             Content::Omitted => {
@@ -539,6 +554,7 @@ pub fn verify_export(
         full,
         redacted,
         omitted,
+        pruned,
         chain_base: base.to_hex(),
         head: prev.to_hex(),
         signature_trusted,
@@ -665,7 +681,9 @@ pub fn journal_holds_export(
         );
     }
     let mut links = export.links.iter().peekable();
-    for record in journal.iter_from(first.saturating_sub(1).max(1)) {
+    // Pruned records count: their stubs keep the original hashes (an archive verifies against
+    // the journal it was pruned from).
+    for record in journal.iter_chain_from(first.saturating_sub(1).max(1)) {
         let record = record.map_err(as_failure)?;
         let seq = record.seq();
         if seq > export.last_seq {
