@@ -107,9 +107,9 @@ pub enum CliCommand {
         /// Only records at or before T (RFC 3339, or a date YYYY-MM-DD: to its end, UTC).
         #[arg(long, value_name = "T")]
         until: Option<String>,
-        /// Only one job: its id (uuid) or its portal command id.
-        #[arg(long, value_name = "ID")]
-        job: Option<String>,
+        /// Only this job: its id (uuid) or its portal command id. Repeat for several jobs.
+        #[arg(long = "job", value_name = "ID")]
+        job: Vec<String>,
         /// Sign the chain head with this PKCS#8 PEM Ed25519 key (default: `[audit] signing_key`
         /// of the --config file).
         #[arg(long, value_name = "FILE")]

@@ -223,7 +223,7 @@ struct ExportArgs {
     format: ExportFormat,
     since: Option<String>,
     until: Option<String>,
-    job: Option<String>,
+    job: Vec<String>,
     signing_key: Option<std::path::PathBuf>,
     output: std::path::PathBuf,
 }
@@ -268,31 +268,29 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         );
     }
     let inspection = sccm_connector::inspect::open(&source)?;
-    let journaled_jobs: Vec<uuid::Uuid> = match &args.job {
-        Some(_) => {
-            let journal = inspection.store.journal();
-            let pruned = journal.pruned_jobs()?.into_iter().map(|j| j.job);
-            journal
-                .jobs()?
-                .into_iter()
-                .map(|j| j.job)
-                .chain(pruned)
-                .collect()
-        }
-        None => Vec::new(),
+    let journaled_jobs: Vec<uuid::Uuid> = if args.job.is_empty() {
+        Vec::new()
+    } else {
+        let journal = inspection.store.journal();
+        let pruned = journal.pruned_jobs()?.into_iter().map(|j| j.job);
+        journal
+            .jobs()?
+            .into_iter()
+            .map(|j| j.job)
+            .chain(pruned)
+            .collect()
     };
-    let job = match &args.job {
-        None => None,
+    let mut jobs = Vec::new();
+    for id in &args.job {
         // A job id, else a portal command id (which may look like a uuid too).
-        Some(id) => Some(
-            uuid::Uuid::parse_str(id)
-                .ok()
-                .filter(|u| journaled_jobs.contains(u))
-                .or_else(|| inspection.store.job_for_command(id).map(|j| j.0))
-                .with_context(|| format!("--job {id}: no job has this id or command id"))?,
-        ),
-    };
-    let filter = Filter { since, until, job };
+        let job = uuid::Uuid::parse_str(id)
+            .ok()
+            .filter(|u| journaled_jobs.contains(u))
+            .or_else(|| inspection.store.job_for_command(id).map(|j| j.0))
+            .with_context(|| format!("--job {id}: no job has this id or command id"))?;
+        jobs.push(job);
+    }
+    let filter = Filter { since, until, jobs };
     let meta = ExportMeta {
         source: inspection.source_dir.display().to_string(),
         exported_at_ms: std::time::SystemTime::now()

@@ -28,8 +28,8 @@ pub struct Filter {
     pub since: Option<i64>,
     /// Only records at or before this instant (Unix epoch milliseconds, inclusive).
     pub until: Option<i64>,
-    /// Only this job's records.
-    pub job: Option<Uuid>,
+    /// Only these jobs' records (every job's when empty).
+    pub jobs: Vec<Uuid>,
 }
 
 impl Filter {
@@ -44,7 +44,7 @@ impl Filter {
     pub fn selects_at(&self, job: Uuid, at: i64) -> bool {
         self.since.is_none_or(|s| at >= s)
             && self.until.is_none_or(|u| at <= u)
-            && self.job.is_none_or(|j| job == j)
+            && (self.jobs.is_empty() || self.jobs.contains(&job))
     }
 
     /// Whether a position of the chain (a record or a pruned record's stub) is shown.
@@ -59,7 +59,7 @@ impl Filter {
         FilterInfo {
             since: self.since.map(rfc3339_millis),
             until: self.until.map(rfc3339_millis),
-            job: self.job.map(|j| j.to_string()),
+            jobs: self.jobs.iter().map(Uuid::to_string).collect(),
         }
     }
 }
@@ -265,6 +265,45 @@ pub fn write_jsonl(
     write_export(journal, filter, meta, Encoding::Jsonl, out, signer)
 }
 
+/// Writes the archive of `jobs` — every record of theirs, as a JSON Lines export signed with
+/// `signer` if given — to `path` (created, or truncated) and syncs it to disk. This is what
+/// retention writes before it prunes the jobs; it fits `engine::retention::sweep`'s `export`:
+///
+/// ```text
+/// retention::sweep(&store, now, &policy, |path, jobs| {
+///     let ids: Vec<Uuid> = jobs.iter().map(|j| j.0).collect();
+///     audit::export::archive_jobs(store.journal(), &ids, path, &meta, signer.as_ref())
+///         .map(|_| ())
+///         .map_err(|e| e.to_string())
+/// })
+/// ```
+///
+/// The archive verifies on its own (`verify ARCHIVE`) and, after the pruning, against the
+/// journal whose stubs keep its hashes (`verify ARCHIVE --journal DIR`).
+///
+/// # Errors
+/// As [`write_jsonl`]; [`AuditError::Write`] if the file cannot be created or synced.
+pub fn archive_jobs(
+    journal: &Journal,
+    jobs: &[Uuid],
+    path: &std::path::Path,
+    meta: &ExportMeta,
+    signer: Option<&SigningKey>,
+) -> Result<ExportSummary, AuditError> {
+    let filter = Filter {
+        jobs: jobs.to_vec(),
+        ..Filter::default()
+    };
+    let file = std::fs::File::create(path).map_err(AuditError::Write)?;
+    let mut out = std::io::BufWriter::new(file);
+    let summary = write_jsonl(journal, &filter, meta, &mut out, signer)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| AuditError::Write(e.into_error()))?;
+    file.sync_all().map_err(AuditError::Write)?;
+    Ok(summary)
+}
+
 /// As [`write_jsonl`], as CSV.
 ///
 /// # Errors
@@ -408,14 +447,14 @@ mod tests {
             (Filter::default(), Encoding::Csv),
             (
                 Filter {
-                    job: Some(jobs[0].job),
+                    jobs: vec![jobs[0].job],
                     ..Filter::default()
                 },
                 Encoding::Jsonl,
             ),
             (
                 Filter {
-                    job: Some(jobs[1].job),
+                    jobs: vec![jobs[1].job],
                     since: Some(1_580_461_921_000),
                     ..Filter::default()
                 },
@@ -440,7 +479,7 @@ mod tests {
                 (report.full, report.redacted, report.omitted),
                 (summary.full, summary.redacted, summary.omitted)
             );
-            if filter.job.is_some() {
+            if !filter.jobs.is_empty() {
                 assert!(summary.omitted > 0, "interleaved jobs leave omitted runs");
             }
             if filter.until == Some(0) {
@@ -451,7 +490,7 @@ mod tests {
         // verifies, and the archive verifies against the pruned journal.
         let mut archive = Vec::new();
         let archived = Filter {
-            job: Some(jobs[0].job),
+            jobs: vec![jobs[0].job],
             ..Filter::default()
         };
         write_jsonl(store.journal(), &archived, &meta, &mut archive, None).expect("archived");
@@ -473,6 +512,35 @@ mod tests {
         let source = crate::inspect::JournalSource::Dir(dir.path().to_path_buf());
         crate::audit::journal_holds_export(&source, &archive_report)
             .unwrap_or_else(|e| panic!("the pruned journal holds the archive: {e:?}"));
+        let store = Store::open(dir.path(), journal::Options::new()).expect("reopened");
+
+        // Through retention's own sweep: the import job is archived by `archive_jobs`, then
+        // pruned; the archive verifies, also against the pruned journal.
+        let policy = crate::engine::retention::Retention {
+            keep_finished_ms: Some(1),
+            archive_dir: dir.path().join("archive"),
+            sweep_every_ms: 3_600_000,
+        };
+        let key = crate::audit::sign::generate().expect("a key");
+        let swept = crate::engine::retention::sweep(
+            &store,
+            replay::Timestamp(1_900_000_000_000),
+            &policy,
+            |path, jobs| {
+                let ids: Vec<Uuid> = jobs.iter().map(|j| j.0).collect();
+                archive_jobs(store.journal(), &ids, path, &meta, Some(&key))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .expect("swept");
+        let archive = std::fs::read(swept.archive.expect("an archive")).expect("read");
+        let archive_report =
+            verify_export(&archive, Some(&key.verifying_key())).expect("the archive verifies");
+        assert!(archive_report.full > 0);
+        drop(store);
+        crate::audit::journal_holds_export(&source, &archive_report)
+            .unwrap_or_else(|e| panic!("the swept journal holds the archive: {e:?}"));
         let store = Store::open(dir.path(), journal::Options::new()).expect("reopened");
 
         // Signed through the library, as the retention archive would.

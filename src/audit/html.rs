@@ -321,8 +321,9 @@ pub fn write_html(
         if let Some(u) = filter.until {
             parts.push(format!("until {}", rfc3339_millis(u)));
         }
-        if let Some(j) = filter.job {
-            parts.push(format!("job {j}"));
+        if !filter.jobs.is_empty() {
+            let jobs: Vec<String> = filter.jobs.iter().map(ToString::to_string).collect();
+            parts.push(format!("jobs {}", jobs.join(", ")));
         }
         if parts.is_empty() {
             "everything".to_string()

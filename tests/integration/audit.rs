@@ -570,7 +570,7 @@ fn filtered_exports_are_verifiable_sub_chains() {
         match *name {
             "job" | "command" => {
                 assert!(shown.iter().all(|l| l["job"] == push.as_str()));
-                assert_eq!(header["filter"]["job"], push.as_str());
+                assert_eq!(header["filter"]["jobs"][0], push.as_str());
             }
             "connector" => {
                 assert_eq!(
