@@ -356,6 +356,8 @@ pub mod e2e {
         pub concurrency: u32,
         /// Options of `sim powershell` before its `--`.
         pub host_options: Vec<String>,
+        /// TOML appended to the configuration (whole sections, e.g. `[retention]`).
+        pub extra_toml: String,
     }
 
     impl Setup {
@@ -372,6 +374,7 @@ pub mod e2e {
                 max_interrupted: 20,
                 concurrency: 2,
                 host_options: Vec::new(),
+                extra_toml: String::new(),
             }
         }
 
@@ -426,7 +429,7 @@ pub mod e2e {
                 concurrency = self.concurrency,
                 attempts = self.max_attempts,
                 interrupted = self.max_interrupted,
-            )
+            ) + &self.extra_toml
         }
 
         /// Writes `DIR/connector.toml` and returns its path.
@@ -716,6 +719,9 @@ pub mod e2e {
         pub interrupted: usize,
         /// Attempts that failed, with their errors.
         pub failures: Vec<String>,
+        /// Jobs retention archived (counted in `jobs` too) and the records it pruned.
+        pub archived: usize,
+        pub pruned_records: u64,
     }
 
     /// Opens the journal of a stopped connector: the chain verifies; then the store folds with
@@ -774,6 +780,20 @@ pub mod e2e {
                 }
             }
         }
+        // Jobs retention archived and pruned count as finished jobs of their command.
+        for (_, archived) in fleet.archived() {
+            summary.jobs += 1;
+            summary.archived += 1;
+            *per_command
+                .entry(
+                    archived
+                        .command_id
+                        .clone()
+                        .unwrap_or_else(|| "(none)".into()),
+                )
+                .or_default() += 1;
+        }
+        summary.pruned_records = report.pruned;
         let expected: BTreeMap<String, usize> = commands.iter().map(|c| (c.clone(), 1)).collect();
         if per_command != expected {
             return Err(format!(
