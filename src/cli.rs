@@ -1,7 +1,7 @@
 //! The command line: raw arguments only (clap). Parsing does no I/O; `main` acts on the result.
 
 use crate::inspect::JournalSource;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -92,6 +92,55 @@ pub enum CliCommand {
         #[command(subcommand)]
         action: ServiceCommand,
     },
+    /// Export the journal's events for an auditor: every chosen event with its chain hash and the
+    /// bytes the chain hashes, secrets redacted, with a header and trailer (optionally signed).
+    /// Never modifies the journal (it reads a private copy).
+    Export {
+        #[command(flatten)]
+        journal: JournalArgs,
+        /// jsonl and csv can be checked with `verify`; html is one self-contained page to read.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Only records at or after T (RFC 3339, or a date YYYY-MM-DD: from its start, UTC).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only records at or before T (RFC 3339, or a date YYYY-MM-DD: to its end, UTC).
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        /// Only this job: its id (uuid) or its portal command id. Repeat for several jobs.
+        #[arg(long = "job", value_name = "ID")]
+        job: Vec<String>,
+        /// Sign the chain head with this PKCS#8 PEM Ed25519 key (default: `[audit] signing_key`
+        /// of the --config file).
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+        /// The export file to write.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Verify an export (jsonl or csv) or a journal: recompute the hash chain, print
+    /// `N/N records valid`, or name the first bad record and exit 1. Given both an export and a
+    /// journal, also check that the journal still holds every record the export covers.
+    #[command(group(ArgGroup::new("target").required(true).multiple(true).args(["file", "journal", "config"])))]
+    Verify {
+        /// An export file written by `export --format jsonl|csv`.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// A journal directory (read from a private copy, never modified).
+        #[arg(long, value_name = "DIR", conflicts_with = "config")]
+        journal: Option<PathBuf>,
+        /// The journal of this connector configuration (`[storage] journal`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The export must be signed by this SPKI PEM Ed25519 public key (needs FILE).
+        #[arg(long, value_name = "PUB.pem")]
+        public_key: Option<PathBuf>,
+    },
+    /// Audit key management.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
     /// The simulators used by the demo, the tests and the benchmarks.
     Sim {
         #[command(subcommand)]
@@ -137,6 +186,25 @@ pub enum ServiceCommand {
     Stop,
 }
 
+/// `export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+    Html,
+}
+
+/// `audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write a new Ed25519 key pair for signing exports: DIR/audit-signing.pem (private,
+    /// mode 0600) and DIR/audit-signing.pub.pem (give this one to auditors). Never overwrites.
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
 /// One simulator; each parses its own arguments (see `src/sim/`).
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
@@ -164,6 +232,35 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn audit_commands_take_exactly_one_journal() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["sccm-connector"].iter().chain(args));
+        assert!(parse(&["export", "--journal", "j", "--format", "jsonl", "-o", "x"]).is_ok());
+        assert!(parse(&["export", "--config", "c", "--format", "html", "-o", "x"]).is_ok());
+        assert!(parse(&["export", "--format", "csv", "-o", "x"]).is_err());
+        assert!(
+            parse(&[
+                "export",
+                "--journal",
+                "j",
+                "--config",
+                "c",
+                "--format",
+                "csv",
+                "-o",
+                "x"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["verify", "x.jsonl"]).is_ok());
+        assert!(parse(&["verify", "x.jsonl", "--public-key", "k"]).is_ok());
+        assert!(parse(&["verify", "--journal", "j"]).is_ok());
+        assert!(parse(&["verify", "x.jsonl", "--journal", "j"]).is_ok());
+        assert!(parse(&["verify", "--journal", "j", "--config", "c"]).is_err());
+        assert!(parse(&["verify"]).is_err());
+        assert!(parse(&["audit", "keygen", "--out", "d"]).is_ok());
     }
 
     #[test]

@@ -46,6 +46,9 @@
 //! [metrics]                      # optional; see metrics
 //! listen = "127.0.0.1:9464"      # loopback only
 //!
+//! [audit]                        # optional; see audit and docs/audit.md
+//! signing_key = 'C:\ProgramData\sccm-connector\audit-signing.pem'   # PKCS#8 PEM Ed25519 key: signs exports
+//!
 //! [retention]                    # optional; see engine::retention
 //! keep_finished = "90d"          # s, m, h or d; "off" keeps every job in the journal
 //! archive = 'C:\ProgramData\sccm-connector\archive'   # default: "archive" beside the journal
@@ -103,7 +106,48 @@ struct File {
     logging: crate::logging::LoggingConfig,
     metrics: Option<crate::metrics::MetricsConfig>,
     #[serde(default)]
+    audit: AuditConfig,
+    #[serde(default)]
     retention: RetentionSection,
+}
+
+/// `[audit]`: how exports are made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `signing_key`: a PKCS#8 PEM Ed25519 private key (`sccm-connector audit keygen`) that signs
+    /// every export's chain head; `export --signing-key FILE` overrides it. A relative path is
+    /// taken from the working directory, like every path of the file.
+    pub signing_key: Option<PathBuf>,
+}
+
+impl AuditConfig {
+    /// Reads only the `[audit]` table of `path`, so that a configuration that would not start
+    /// the connector still names its signing key (as `inspect` reads only `[storage] journal`).
+    pub fn from_file(path: &Path) -> Result<AuditConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        match table.get("audit") {
+            None => Ok(AuditConfig::default()),
+            Some(value) => {
+                value
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                        path: shown,
+                        field: "audit",
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,6 +311,8 @@ pub struct Config {
     pub logging: crate::logging::LoggingConfig,
     /// The loopback address of the metrics endpoint (`[metrics] listen`), if enabled.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `[audit]`: the exports' signing key.
+    pub audit: AuditConfig,
     /// When finished jobs leave the journal for an archive (`[retention]`).
     pub retention: Retention,
     /// Soft and hard limits on one job's events (`[retention]`).
@@ -358,6 +404,17 @@ impl Config {
                 format!("must be between 1 and 64; got {}", e.concurrency),
             ));
         }
+        if file
+            .audit
+            .signing_key
+            .as_ref()
+            .is_some_and(|k| k.as_os_str().is_empty())
+        {
+            return Err(invalid(
+                "audit.signing_key",
+                "is empty (name a PKCS#8 PEM file, or leave the key out)".into(),
+            ));
+        }
         if e.max_attempts == 0 {
             return Err(invalid("engine.max_attempts", "must be at least 1".into()));
         }
@@ -416,6 +473,7 @@ impl Config {
         };
         let l = &file.limits;
         Ok(Config {
+            audit: file.audit,
             retention,
             event_limits,
             logging: file.logging,
@@ -615,6 +673,46 @@ local = "/srv/sources"
             Err(ConfigError::Syntax { .. })
         ));
         assert!(matches!(parse("[portal"), Err(ConfigError::Syntax { .. })));
+    }
+
+    #[test]
+    fn the_audit_signing_key_is_optional() {
+        assert_eq!(parse(GOOD).expect("valid").audit.signing_key, None);
+        let c = parse(&format!(
+            "{GOOD}\n[audit]\nsigning_key = '/etc/sccm/audit-signing.pem'\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            c.audit.signing_key,
+            Some(PathBuf::from("/etc/sccm/audit-signing.pem"))
+        );
+        match parse(&format!("{GOOD}\n[audit]\nsigning_key = ''\n")) {
+            Err(ConfigError::Invalid { field, .. }) => assert_eq!(field, "audit.signing_key"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&format!("{GOOD}\n[audit]\nkey = 'x'\n")),
+            Err(ConfigError::Syntax { .. })
+        ));
+        // Read alone, from a file that would not start the connector.
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[storage]\njournal = 'j'\n[audit]\nsigning_key = 'k.pem'\n",
+        )
+        .expect("written");
+        assert_eq!(
+            AuditConfig::from_file(&path).expect("read").signing_key,
+            Some(PathBuf::from("k.pem"))
+        );
+        std::fs::write(&path, "[storage]\njournal = 'j'\n").expect("written");
+        assert_eq!(
+            AuditConfig::from_file(&path).expect("read"),
+            AuditConfig::default()
+        );
+        std::fs::write(&path, "[audit]\nsigning = 'k.pem'\n").expect("written");
+        assert!(AuditConfig::from_file(&path).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! any crash it resumes every job from its journal.
 //!
 //! ## Layout
+//! - `audit`: `export`, `verify`, `audit keygen` — auditable, verifiable, signed journal exports.
 //! - `cli`: the command line, as raw arguments (clap); no I/O.
 //! - `config`: the TOML configuration, validated; the only place defaults live.
 //! - `daemon`: `sccm-connector run` — resume, poll, drive jobs, shut down cleanly.
@@ -29,6 +30,7 @@
 //! The durable core lives in two crates of this workspace: `journal` (the append-only,
 //! hash-chained log) and `replay` (the pure job state machines). See `docs/architecture.md`.
 
+pub mod audit;
 pub mod cli;
 pub mod command;
 pub mod config;

@@ -69,3 +69,8 @@ mod operations;
 /// exact scripts, diagnosis, `--journal` and `--config`, the journal untouched, exit code 2.
 #[path = "integration/diagnosis.rs"]
 mod diagnosis;
+
+/// Audit exports (jsonl, csv, html) of a real journal and a hostile one: verification, the
+/// tamper suite, filters, signatures (with openssl), damaged journals, Chromium rendering.
+#[path = "integration/audit.rs"]
+mod audit;

@@ -804,6 +804,189 @@ pub mod e2e {
     }
 }
 
+/// The audit tests' shared material: one real journal (the demo's push and import through both
+/// simulators, made once per test run), a journal with hostile and secret-bearing text, and
+/// running `export`/`verify`.
+pub mod audit {
+    use super::connector;
+    use replay::testkit::canned;
+    use replay::{Event, StepKind};
+    use sccm_connector::engine::store::Store;
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+
+    /// Script text that would break out of an HTML page if it were not escaped.
+    pub const HOSTILE_SCRIPT: &str = "Write-Output '</script><img src=x onerror=alert(1)>'\n# </pre><b id=\"injected\">bold</b> & done\n";
+    /// Secrets the hostile journal holds; no export may show them.
+    pub const SECRETS: [&str; 3] = ["Pr0xyPassw0rd", "SASsecretSig123", "PwInOutput9"];
+
+    /// `(exit code, stdout, stderr)` of the binary.
+    pub fn run(args: &[&str]) -> (i32, String, String) {
+        let out = connector(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// A path as the binary's argument.
+    pub fn arg(path: &Path) -> &str {
+        path.to_str().expect("a UTF-8 path")
+    }
+
+    /// The demo's directory (`connector.toml`, `journal`, …): made by `sccm-connector demo
+    /// --dir`, once, under the test target's temporary directory. Read it; never change it.
+    pub fn demo() -> &'static Path {
+        static DEMO: OnceLock<PathBuf> = OnceLock::new();
+        DEMO.get_or_init(|| {
+            prune_old_demos();
+            let dir = tempfile::Builder::new()
+                .prefix("audit-demo-")
+                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .expect("a temporary directory")
+                .keep();
+            let keep = dir.join("demo");
+            let (code, stdout, stderr) = run(&["demo", "--dir", arg(&keep)]);
+            assert_eq!(code, 0, "demo failed:\n{stdout}\n{stderr}");
+            // Only the journal and the configuration are read; the rest is megabytes.
+            for bulky in ["share", "portal", "site"] {
+                let _ = std::fs::remove_dir_all(keep.join(bulky));
+            }
+            keep
+        })
+    }
+
+    /// Removes the demo directories of earlier test runs (older than an hour, so never one a
+    /// concurrent run is using).
+    fn prune_old_demos() {
+        let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+            if old
+                && entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("audit-demo-")
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// A copy of the demo's journal in `dir` (for tests that damage it).
+    pub fn copy_demo_journal(dir: &Path) -> PathBuf {
+        let to = dir.join("journal");
+        copy_tree(&demo().join("journal"), &to);
+        to
+    }
+
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("a directory");
+        for entry in std::fs::read_dir(from).expect("readable") {
+            let entry = entry.expect("an entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("a type").is_dir() {
+                copy_tree(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).expect("copied");
+            }
+        }
+    }
+
+    /// A journal at `dir` holding one push whose command carries a proxy password and a SAS
+    /// signature, whose `ensure-application` script is [`HOSTILE_SCRIPT`], and whose step 3
+    /// output shows a URL with a password.
+    pub fn hostile_journal(dir: &Path) -> PathBuf {
+        let path = dir.join("hostile-journal");
+        let mut history = canned::push_happy();
+        for entry in &mut history.entries {
+            match &mut entry.event {
+                Event::CommandReceived { raw, .. } => {
+                    *raw = br#"{"id":"cmd-push-happy","kind":"push","package":{"url":"https://svc:Pr0xyPassw0rd@files.example/p.zip?sv=2020-08-04&sig=SASsecretSig123"}}"#.to_vec();
+                }
+                Event::Planned { steps, .. } => {
+                    steps[2].kind = StepKind::Script {
+                        script: HOSTILE_SCRIPT.into(),
+                        poll: None,
+                    };
+                }
+                Event::StepSucceeded {
+                    step: 3, output, ..
+                } => {
+                    *output = "{\"source\":\"https://admin:PwInOutput9@share.example/x\"}".into();
+                }
+                _ => {}
+            }
+        }
+        let store = Store::open(&path, journal::Options::new()).expect("a store");
+        for entry in &history.entries {
+            store
+                .record(history.job, entry.at, entry.event.clone())
+                .expect("recorded");
+        }
+        drop(store);
+        path
+    }
+
+    /// The records of an export split into units that can be moved about: JSON Lines lines, or
+    /// CSV rows (the column row first), each with its line end.
+    pub fn units(bytes: &[u8]) -> Vec<Vec<u8>> {
+        if bytes.starts_with(b"{") {
+            return bytes
+                .split_inclusive(|&b| b == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect();
+        }
+        let rows = sccm_connector::audit::csv::parse(bytes).expect("a CSV export");
+        let mut starts: Vec<usize> = vec![0];
+        starts.extend(rows.iter().map(|r| r.start));
+        starts.push(bytes.len());
+        starts
+            .windows(2)
+            .map(|w| bytes[w[0]..w[1]].to_vec())
+            .collect()
+    }
+
+    /// The index of the unit holding record `seq`.
+    pub fn unit_of(units: &[Vec<u8>], seq: u64) -> usize {
+        let json = format!("\"type\":\"record\",\"seq\":{seq},");
+        let csv = format!("record,{seq},");
+        units
+            .iter()
+            .position(|u| {
+                let text = String::from_utf8_lossy(u);
+                text.contains(&json) || text.starts_with(&csv)
+            })
+            .unwrap_or_else(|| panic!("no line for record {seq}"))
+    }
+
+    /// The Python verifier of `docs/audit.md`, written to `dir`.
+    pub fn python_verifier(dir: &Path) -> PathBuf {
+        let doc = std::fs::read_to_string(super::root().join("docs/audit.md")).expect("the doc");
+        let start = doc.find("```python\n").expect("a python block") + "```python\n".len();
+        let len = doc[start..].find("```").expect("its end");
+        let path = dir.join("verify_export.py");
+        std::fs::write(&path, &doc[start..start + len]).expect("written");
+        path
+    }
+
+    /// Whether `program` is on the PATH.
+    pub fn have(program: &str) -> bool {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
 /// The daemon in process against the portal simulator (in process) and the site simulator (its
 /// PowerShell host a child process): a case with its commands, run until each has a result, and
 /// the checks every end-to-end run makes afterwards. Used by the fault and diagnosis tests.
