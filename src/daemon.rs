@@ -150,6 +150,13 @@ pub async fn run_observed(
     for id in store.unfinished() {
         spawn(&mut tasks, id);
     }
+    let retention = tokio::spawn(retention_loop(
+        store.clone(),
+        services.config.retention.clone(),
+        services.config.audit.signing_key.clone(),
+        services.config.journal_dir.display().to_string(),
+        stop_rx.clone(),
+    ));
 
     tokio::pin!(shutdown);
     let mut fatal = None;
@@ -209,6 +216,8 @@ pub async fn run_observed(
     }
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    // A sweep in progress finishes (its steps are ordered for crashes, not for cancellation).
+    let _ = retention.await;
     record(&store, JobId::CONNECTOR, Event::ConnectorStopped).await?;
     let journal_dir = services.config.journal_dir.display().to_string();
     drop(services);
@@ -216,6 +225,77 @@ pub async fn run_observed(
     match fatal {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Sweeps at start-up and then every `sweep_every` until `stop` turns true: finished jobs past
+/// `keep_finished` are archived (JSON Lines audit export, signed with the `[audit]` key when one
+/// is configured) and pruned. A failed sweep is logged and retried at the next interval; nothing
+/// is pruned unless its archive was written.
+async fn retention_loop(
+    store: Store,
+    policy: crate::engine::retention::Retention,
+    signing_key: Option<std::path::PathBuf>,
+    journal_shown: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = std::time::Duration::from_millis(policy.sweep_every_ms);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let (store, policy, key, source) = (
+            store.clone(),
+            policy.clone(),
+            signing_key.clone(),
+            journal_shown.clone(),
+        );
+        let swept = tokio::task::spawn_blocking(move || {
+            let signer = match &key {
+                Some(path) => Some(
+                    crate::audit::sign::read_signing_key(path)
+                        .map_err(|e| format!("the [audit] signing key cannot be read: {e}"))?,
+                ),
+                None => None,
+            };
+            let now = now();
+            let meta = crate::audit::export::ExportMeta {
+                source,
+                exported_at_ms: Some(now.0),
+            };
+            let journal = store.journal();
+            crate::engine::retention::sweep(&store, now, &policy, |path, jobs| {
+                let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.0).collect();
+                crate::audit::export::archive_jobs(journal, &ids, path, &meta, signer.as_ref())
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| e.to_string())
+        })
+        .await;
+        match swept {
+            Ok(Ok(report)) => {
+                if let Some(archive) = &report.archive {
+                    tracing::info!(
+                        archive = %archive.display(),
+                        jobs = report.archived.len(),
+                        pruned_records = report.pruned_records,
+                        "finished jobs archived and pruned from the journal"
+                    );
+                } else if report.pruned_records > 0 {
+                    tracing::info!(
+                        pruned_records = report.pruned_records,
+                        "an interrupted retention sweep was finished"
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::warn!("retention sweep failed (retried later): {e}"),
+            Err(e) => tracing::warn!("retention sweep task failed (retried later): {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
 

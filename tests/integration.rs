@@ -74,3 +74,8 @@ mod diagnosis;
 /// tamper suite, filters, signatures (with openssl), damaged journals, Chromium rendering.
 #[path = "integration/audit.rs"]
 mod audit;
+
+/// Retention end to end: a finished job archived (signed, verifiable) and pruned while the daemon
+/// runs; the operator's view of it; its command delivered again and not run.
+#[path = "integration/retention.rs"]
+mod retention;
