@@ -59,12 +59,12 @@ const MAX_SECONDS_ENV: &str = "KILL_LOOP_MAX_SECONDS";
 const KEEP_ENV: &str = "KILL_LOOP_KEEP";
 const BIN: &str = env!("CARGO_BIN_EXE_sccm-connector");
 /// The child's log filter: the driver's one line per journaled event, and the daemon's info.
-const RUST_LOG: &str = "info,sccm_connector::engine::driver=debug";
+const RUST_LOG: &str =
+    "info,sccm_connector::engine::driver=debug,sccm_connector::engine::retention=debug";
 
 /// Rounds with new application names; later rounds push these again. Keeps the site at 12
-/// applications: an import of more than 16 cannot be journaled (its metadata phase's `Planned`
-/// event, ~1.9 KB of script per application, exceeds the journal's 32 KiB payload limit and the
-/// daemon exits at every start — see the report), nor a list of ~90 (`list-applications`).
+/// applications, so that imports (which read every application) keep rounds short; large imports
+/// have their own test (`faults::an_import_of_forty_applications_journals_large_plans_and_outputs`).
 const NAME_ROUNDS: u64 = 4;
 /// How long one connector run may go without reaching its crash point or finishing the round.
 const CYCLE_DEADLINE: Duration = Duration::from_secs(120);
@@ -72,7 +72,7 @@ const CYCLE_DEADLINE: Duration = Duration::from_secs(120);
 const EVENT_PATIENCE: u32 = 60;
 
 /// The event kinds a crash point may wait for.
-const EVENTS: [&str; 12] = [
+const EVENTS: [&str; 14] = [
     "Planned",
     "Acked",
     "StepStarted",
@@ -85,6 +85,10 @@ const EVENTS: [&str; 12] = [
     "ResultReady",
     "ReportSent",
     "JobFinished",
+    // Retention: the archive file is in place (not yet journaled); `JobsArchived` is journaled
+    // (not yet pruned).
+    "ArchiveWritten",
+    "JobsArchived",
 ];
 
 /// SplitMix64: small, seedable, enough to draw crash points.
@@ -220,7 +224,7 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 
 /// The event of a driver's `journaled` line.
 fn journaled(line: &str) -> Option<String> {
-    if !line.contains("journaled") {
+    if !line.contains("journaled") && !line.contains("retention step") {
         return None;
     }
     field(line, "event").map(str::to_string)
@@ -489,6 +493,10 @@ impl World {
         setup.max_attempts = 12;
         setup.max_interrupted = 1000;
         setup.step_timeout_seconds = 120;
+        // Retention runs during the loop: finished jobs are archived and pruned two seconds after
+        // they finish, so kills also land inside sweeps (archive written, event journaled, prune).
+        setup.extra_toml =
+            "\n[retention]\nkeep_finished = \"2s\"\nsweep_every = \"1s\"\n".to_string();
         e2e::init_site(&setup.site, &setup.share, &["--distribution-polls", "2"]);
         let (plan, hangs) = site_plan(seed);
         e2e::set_site_faults(&setup.site, &plan);
@@ -958,6 +966,34 @@ fn verify(world: &World) -> Result<Verified, String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n != "scripts")
         .collect();
+    let archive_dir = setup.dir.join("archive");
+    let mut archive_files = 0usize;
+    for entry in std::fs::read_dir(&archive_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".jsonl") {
+            return Err(format!("the archive folder holds a leftover {name}"));
+        }
+        let out = std::process::Command::new(BIN)
+            .arg("verify")
+            .arg(&path)
+            .arg("--journal")
+            .arg(setup.journal())
+            .output()
+            .map_err(|e| format!("verify {name}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the archive {name} does not verify against the journal: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        archive_files += 1;
+    }
     let host_deaths = journal
         .failures
         .iter()
@@ -965,7 +1001,8 @@ fn verify(world: &World) -> Result<Verified, String> {
         .count();
     let mut extra = format!(
         "kill loop: {results} results for {} commands ({} pushes ok; {redelivered} results delivered again and deduplicated), {effects} site effects, {uploads} uploads complete with the package's files, {resumed} downloads resumed mid-file\n\
-         kill loop: journal {} records, {} jobs, {} connector runs, {} interrupted attempts, {} failed attempts ({host_deaths} PowerShell hosts died mid-step)",
+         kill loop: journal {} records, {} jobs, {} connector runs, {} interrupted attempts, {} failed attempts ({host_deaths} PowerShell hosts died mid-step)\n\
+         kill loop: retention archived {} jobs in {archive_files} archive files (each verified against the journal), {} records pruned",
         world.commands.len(),
         pushes.len(),
         journal.records,
@@ -973,6 +1010,8 @@ fn verify(world: &World) -> Result<Verified, String> {
         journal.runs,
         journal.interrupted,
         journal.failures.len(),
+        journal.archived,
+        journal.pruned_records,
     );
     if !unacked.is_empty() {
         extra.push_str(&format!(

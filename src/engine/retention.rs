@@ -150,6 +150,7 @@ pub fn sweep(
         .map_err(write_error)?;
     std::fs::rename(&tmp, &path).map_err(write_error)?;
     sync_dir(&policy.archive_dir).map_err(write_error)?;
+    tracing::debug!(event = "ArchiveWritten", archive = %path.display(), "retention step");
 
     // 4. Journal the archiving, 5. prune.
     store.record(
@@ -160,6 +161,7 @@ pub fn sweep(
             jobs: jobs.clone(),
         },
     )?;
+    tracing::debug!(event = "JobsArchived", jobs = jobs.len(), "journaled");
     let ids: Vec<uuid::Uuid> = ids.iter().map(|j| j.0).collect();
     report.pruned_records += store.journal().prune_jobs(&ids)?.records;
     report.archived = jobs;
