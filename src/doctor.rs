@@ -96,6 +96,7 @@ pub mod names {
     pub const MODULE: &str = "ConfigurationManager module found";
     pub const SITE: &str = "site drive reachable";
     pub const SHARES: &str = "share writable";
+    pub const ARCHIVE: &str = "archive writable";
 }
 
 /// The whole checklist.
@@ -168,6 +169,7 @@ pub async fn run(path: &Path, site: &SiteOptions) -> Report {
                 names::MODULE,
                 names::SITE,
                 names::SHARES,
+                names::ARCHIVE,
             ] {
                 report
                     .checks
@@ -191,7 +193,66 @@ pub async fn run(path: &Path, site: &SiteOptions) -> Report {
     report.checks.extend(portal_checks(&config).await);
     report.checks.extend(powershell_checks(&config, site).await);
     report.checks.push(share_check(&config));
+    report.checks.push(archive_check(&config));
     report
+}
+
+/// Retention's archive folder takes files (or can be created), and the `[audit]` signing key, if
+/// any, reads.
+fn archive_check(config: &Config) -> Check {
+    let name = names::ARCHIVE;
+    let key = match &config.audit.signing_key {
+        None => "archives unsigned (no [audit] signing_key)".to_string(),
+        Some(path) => match crate::audit::sign::read_signing_key(path) {
+            Ok(_) => format!("archives signed with {}", path.display()),
+            Err(e) => {
+                return Check::fail(
+                    name,
+                    format!("the [audit] signing key cannot be used: {e}"),
+                    "point [audit] signing_key at a PKCS#8 PEM Ed25519 key the connector's account can read (`sccm-connector audit keygen --out DIR` makes one)",
+                );
+            }
+        },
+    };
+    if config.retention.keep_finished_ms.is_none() {
+        return Check::pass(
+            name,
+            format!("retention is off (keep_finished = \"off\"); {key}"),
+        );
+    }
+    let dir = &config.retention.archive_dir;
+    // The sweep creates a missing folder; then its nearest existing ancestor must take it.
+    let existing = dir.ancestors().find(|p| p.exists());
+    let probed = match existing {
+        Some(p) if !p.is_dir() => Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is a file, not a folder", p.display()),
+        )),
+        Some(p) => probe_write(p).map(|()| p.to_path_buf()),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no part of the path exists",
+        )),
+    };
+    match probed {
+        Ok(p) if p == *dir => Check::pass(
+            name,
+            format!("created and removed a file in {}; {key}", dir.display()),
+        ),
+        Ok(p) => Check::pass(
+            name,
+            format!(
+                "{} will be created in {} (writable); {key}",
+                dir.display(),
+                p.display()
+            ),
+        ),
+        Err(e) => Check::fail(
+            name,
+            format!("cannot write archives to {}: {e}", dir.display()),
+            "give the connector's account Modify rights on retention.archive (or its parent), or set retention.archive elsewhere",
+        ),
+    }
 }
 
 /// A probe file is created and removed in `dir`.

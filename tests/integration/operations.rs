@@ -123,7 +123,7 @@ async fn doctor_with(
     (out.status.code().unwrap_or(-1), text, checks)
 }
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "configuration valid",
     "journal writable",
     "portal reachable",
@@ -133,6 +133,7 @@ const ALL: [&str; 9] = [
     "ConfigurationManager module found",
     "site drive reachable",
     "share writable",
+    "archive writable",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,6 +253,17 @@ async fn doctor_names_each_broken_piece_with_its_fix() {
     );
     assert_ne!(unwritable, good);
     assert_fails(&world, &unwritable, "share writable", "Modify rights").await;
+
+    // Retention: the archive folder would be under a file; the signing key is not a key.
+    let no_archive = format!(
+        "{good}\n[retention]\narchive = '{}'\n",
+        blocked.join("archive").display()
+    );
+    assert_fails(&world, &no_archive, "archive writable", "retention.archive").await;
+    let garbage = world.setup.dir.join("garbage.pem");
+    std::fs::write(&garbage, b"not a key").expect("a file");
+    let bad_key = format!("{good}\n[audit]\nsigning_key = '{}'\n", garbage.display());
+    assert_fails(&world, &bad_key, "archive writable", "audit keygen").await;
 
     // An invalid configuration: every other check is skipped.
     let invalid = format!("{good}\n[metrics]\nlisten = '0.0.0.0:9464'\n");
