@@ -119,7 +119,8 @@ pub fn state_label(stage: &Stage) -> &'static str {
 }
 
 /// Every state label, in the order they are exposed (all of them, zeros included).
-pub const STATES: [&str; 9] = [
+/// `archived`: finished jobs retention moved to an archive file and pruned.
+pub const STATES: [&str; 10] = [
     "received",
     "awaiting_plan",
     "running",
@@ -129,6 +130,7 @@ pub const STATES: [&str; 9] = [
     "finished_ok",
     "finished_failed",
     "finished_rejected",
+    "archived",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -180,6 +182,10 @@ impl Snapshot {
             last_poll_ms: metrics.last_poll_ms.load(Ordering::Relaxed),
             ..Snapshot::default()
         };
+        let archived = fleet.archived().count() as u64;
+        if archived > 0 {
+            snapshot.jobs.insert("archived", archived);
+        }
         for job in fleet.jobs() {
             *snapshot.jobs.entry(state_label(job.stage())).or_default() += 1;
             if matches!(job.stage(), Stage::Reporting { .. }) {
