@@ -112,6 +112,33 @@ pub enum JournalError {
     #[error("sequence space exhausted")]
     SequenceExhausted,
 
+    /// The journal ends before a record it is known to have held (see
+    /// `anchor.rs`): its log was cut short, typically by a damaged byte
+    /// that made sled's recovery stop early.
+    #[error(
+        "the journal ends at record {head}, but it held record {anchored} (head.anchor): records were lost — the log was damaged or altered; restore the journal from a backup"
+    )]
+    Truncated {
+        /// The sequence the anchor names.
+        anchored: u64,
+        /// The recovered head's sequence.
+        head: u64,
+    },
+
+    /// The record at the anchor's sequence has another hash than the anchor
+    /// remembers: the journal was rewritten from that record on.
+    #[error(
+        "record {seq} has hash {found}, but head.anchor remembers {anchored}: the journal was rewritten; restore it from a backup"
+    )]
+    AnchorMismatch {
+        /// Global sequence of the record.
+        seq: u64,
+        /// The hash the journal has now.
+        found: Hash,
+        /// The hash the anchor remembers.
+        anchored: Hash,
+    },
+
     /// The job was pruned ([`crate::Journal::prune_jobs`]) and takes no
     /// more records.
     #[error("job {job} was pruned and takes no more records")]

@@ -3,6 +3,7 @@
 //! sled batch per flush (through `commit.rs`), reading them back, and
 //! verifying the whole chain.
 
+use crate::anchor;
 use crate::append::Queue;
 use crate::chain::{GENESIS, HASH_LEN, Hash};
 use crate::commit::GroupCommit;
@@ -170,6 +171,8 @@ pub struct Journal {
     /// Smoothed duration of a commit's write (apply + flush + fdatasync),
     /// in nanoseconds; bounds how long a leader gathers writers.
     write_nanos: AtomicU64,
+    /// When the head anchor was last written (see `anchor.rs`).
+    anchored_at: Mutex<Option<Instant>>,
 }
 
 /// A commit leader waits at most this fraction of a typical write for the
@@ -284,6 +287,7 @@ impl Journal {
         };
 
         let head = check_tail(&db)?;
+        check_anchor(&db, &dir, head)?;
         let journal = Journal {
             db,
             log_file,
@@ -294,6 +298,7 @@ impl Journal {
             appends: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             write_nanos: AtomicU64::new(0),
+            anchored_at: Mutex::new(None),
             dir,
         };
         // Make the recovered state (and sled's own files: `conf`, the log,
@@ -313,6 +318,7 @@ impl Journal {
             // The new directory's own entry.
             sync_dir(parent)?;
         }
+        journal.anchor(head, true);
         Ok(journal)
     }
 
@@ -413,6 +419,8 @@ impl Journal {
             }
         };
         self.flush_and_sync()?;
+        let durable = *lock(&self.published);
+        self.anchor(durable, false);
         let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let old = self.write_nanos.load(Ordering::Relaxed);
         let smoothed = if old == 0 {
@@ -867,8 +875,27 @@ impl Journal {
     /// # Errors
     /// As [`Journal::commit`].
     pub fn close(self) -> Result<()> {
-        self.commit_all()
+        self.commit_all()?;
+        let head = *lock(&self.published);
+        self.anchor(head, true);
+        Ok(())
         // Drop finds nothing left to flush.
+    }
+
+    /// Records `head` (durable) in the head anchor, at most once per
+    /// `ANCHOR_EVERY` unless `now`. Best effort: a failed write only
+    /// weakens the truncation check, so it is not an error.
+    fn anchor(&self, head: Head, now: bool) {
+        if head.seq == 0 {
+            return;
+        }
+        let mut at = lock(&self.anchored_at);
+        if !now && at.is_some_and(|t| t.elapsed() < anchor::ANCHOR_EVERY) {
+            return;
+        }
+        if anchor::write(&self.dir, head).is_ok() {
+            *at = Some(Instant::now());
+        }
     }
 
     /// sled flush (write + `sync_file_range` on Linux, `fsync` elsewhere),
@@ -931,6 +958,32 @@ fn stored_hash(db: &sled::Db, seq: u64) -> Result<Hash> {
             seq,
             reason: format!("stored value has only {} bytes", v.len()),
         })
+}
+
+/// The recovered head must not be behind the head anchor, and the record
+/// the anchor names must still have its hash (see `anchor.rs`).
+fn check_anchor(db: &sled::Db, dir: &Path, head: Head) -> Result<()> {
+    let Some(anchored) = anchor::read(dir) else {
+        return Ok(());
+    };
+    if anchored.seq > head.seq {
+        return Err(JournalError::Truncated {
+            anchored: anchored.seq,
+            head: head.seq,
+        });
+    }
+    if anchored.seq == 0 {
+        return Ok(());
+    }
+    let found = stored_hash(db, anchored.seq)?;
+    if found != anchored.hash {
+        return Err(JournalError::AnchorMismatch {
+            seq: anchored.seq,
+            found,
+            anchored: anchored.hash,
+        });
+    }
+    Ok(())
 }
 
 /// Recovery check of the chain tail; returns the head.

@@ -88,6 +88,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod anchor;
 mod append;
 mod chain;
 mod codec;

@@ -37,6 +37,11 @@ pub fn copy_for_reading(from: &Path, to: &Path) -> Result<()> {
         });
     }
     std::fs::create_dir_all(to).map_err(io("creating the copy's directory"))?;
+    // The anchor first: it may then be older than the copied log, never newer.
+    let anchor = crate::anchor::path(from);
+    if anchor.is_file() {
+        std::fs::copy(&anchor, crate::anchor::path(to)).map_err(io("copying head.anchor"))?;
+    }
     std::fs::copy(&conf, to.join("conf")).map_err(io("copying conf"))?;
     for entry in std::fs::read_dir(from).map_err(io("listing the journal directory"))? {
         let entry = entry.map_err(io("listing the journal directory"))?;

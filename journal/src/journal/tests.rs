@@ -939,3 +939,77 @@ fn a_job_with_uncommitted_records_is_not_pruned() -> TestResult {
     j.verify()?;
     Ok(())
 }
+
+// ---- head anchor ---------------------------------------------------------
+
+#[test]
+fn a_log_cut_short_by_a_flipped_byte_is_refused_at_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    for i in 0..120u64 {
+        let payload = if i == 60 {
+            b"MARKER-OF-RECORD-61".to_vec()
+        } else {
+            i.to_be_bytes().to_vec()
+        };
+        j.append_durable(job(u128::from(i % 3)), Timestamp(0), 3, &payload)?;
+    }
+    j.close()?;
+    assert_eq!(crate::anchor::read(dir.path()).map(|h| h.seq), Some(120));
+    let db = dir.path().join("db");
+    let mut bytes = std::fs::read(&db)?;
+    let needle = b"MARKER-OF-RECORD-61";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .ok_or("the marker is in the log")?;
+    bytes[at + 3] ^= 0x01;
+    std::fs::write(&db, &bytes)?;
+    match Journal::open(dir.path(), Options::new()) {
+        Err(JournalError::Truncated { anchored, head }) => {
+            assert_eq!(anchored, 120);
+            assert!(head < 120, "{head}");
+        }
+        Err(other) => return Err(format!("expected Truncated, got {other}").into()),
+        Ok(j) => {
+            return Err(format!("the damaged journal opened with head {:?}", j.head()).into());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn an_anchor_naming_another_hash_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    fill(&j, 10, 2)?;
+    j.close()?;
+    let forged = Head {
+        seq: 5,
+        hash: Hash([7; 32]),
+    };
+    crate::anchor::write(dir.path(), forged)?;
+    assert!(matches!(
+        Journal::open(dir.path(), Options::new()),
+        Err(JournalError::AnchorMismatch { seq: 5, .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_torn_or_missing_anchor_does_not_stop_a_good_journal() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    fill(&j, 10, 2)?;
+    j.close()?;
+    std::fs::write(crate::anchor::path(dir.path()), b"sccm-journal-anchor 1\n1")?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(j.verify()?.records, 10);
+    // Opening anchors the head again.
+    assert_eq!(crate::anchor::read(dir.path()).map(|h| h.seq), Some(10));
+    j.close()?;
+    std::fs::remove_file(crate::anchor::path(dir.path()))?;
+    let j = Journal::open(dir.path(), Options::new())?;
+    assert_eq!(j.verify()?.records, 10);
+    Ok(())
+}
