@@ -9,8 +9,10 @@
 //! 2. If the target already holds exactly this package — its manifest names the archive's SHA-256
 //!    and every file matches its recorded size and SHA-256 — nothing is written.
 //! 3. Otherwise the archive is unpacked, on every core, into a temporary sibling
-//!    (`.<name>.partial-<random>`), every file synced, and the sibling renamed into place (an older folder is moved aside first
-//!    and removed after). The manifest is written last, atomically, beside the folder
+//!    (`.<name>.partial-<random>`), every file synced, and the sibling renamed into place (an
+//!    older folder is moved aside first and removed after). Files are synced by a separate thread
+//!    as soon as they are written, so the disk writes back one file while the cores inflate the
+//!    next; the rename waits until every sync has returned. The manifest is written last, atomically, beside the folder
 //!    (`.<name>.sccm-connector.json`), so the package folder holds only the package.
 //!
 //! A crash at any point leaves either the old folder, or the new one without a manifest (which a
@@ -23,7 +25,11 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use thiserror::Error;
+
+/// Written files waiting for their sync; bounds the open handles.
+const SYNC_QUEUE: usize = 64;
 
 /// Bounds on what an archive may expand to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -247,11 +253,29 @@ fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
-/// Extracts `share` (files only, directories exist) into `staging`: inflate, hash, write, sync.
+/// Syncs the files it receives until every sender is gone; the first failure is returned.
+fn sync_files(written: Receiver<(PathBuf, File)>) -> Result<(), UnpackError> {
+    let mut first_error = None;
+    for (path, file) in written {
+        if first_error.is_none()
+            && let Err(source) = file.sync_all()
+        {
+            first_error = Some(UnpackError::Io {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Extracts `share` (files only, directories exist) into `staging`: inflate, hash, write, then
+/// hand the file to the syncer.
 fn extract_share(
     archive_path: &Path,
     share: &[&Planned],
     staging: &Path,
+    to_sync: SyncSender<(PathBuf, File)>,
 ) -> Result<Vec<ManifestEntry>, UnpackError> {
     if share.is_empty() {
         return Ok(Vec::new());
@@ -288,12 +312,15 @@ fn extract_share(
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n]).map_err(io_err(&path))?;
         }
-        out.sync_all().map_err(io_err(&path))?;
         files.push(ManifestEntry {
             path: entry.relative.join("/"),
             size: written,
             sha256: hex(&hasher.finalize()),
         });
+        if to_sync.send((path, out)).is_err() {
+            // The syncer is gone only if it panicked; the join below reports it.
+            break;
+        }
     }
     Ok(files)
 }
@@ -342,27 +369,31 @@ pub fn unpack(
         loads[lightest] += entry.size.max(1);
         shares[lightest].push(entry);
     }
-    let results: Vec<Result<Vec<ManifestEntry>, UnpackError>> = std::thread::scope(|scope| {
+    let panicked = || UnpackError::BadTarget("an unpack thread panicked".into());
+    let (results, synced) = std::thread::scope(|scope| {
+        let (to_sync, written) = sync_channel(SYNC_QUEUE);
+        let syncer = scope.spawn(move || sync_files(written));
         let handles: Vec<_> = shares
             .iter()
             .map(|share| {
                 let staging = &staging;
-                scope.spawn(move || extract_share(archive_path, share, staging))
+                let to_sync = to_sync.clone();
+                scope.spawn(move || extract_share(archive_path, share, staging, to_sync))
             })
             .collect();
-        handles
+        drop(to_sync);
+        let results: Vec<Result<Vec<ManifestEntry>, UnpackError>> = handles
             .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(UnpackError::BadTarget("an unpack thread panicked".into()))
-                })
-            })
-            .collect()
+            .map(|h| h.join().unwrap_or_else(|_| Err(panicked())))
+            .collect();
+        let synced = syncer.join().unwrap_or_else(|_| Err(panicked()));
+        (results, synced)
     });
     let mut files = Vec::new();
     for result in results {
         files.extend(result?);
     }
+    synced?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     sync_dir(&staging);
     if target.exists() {
