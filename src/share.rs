@@ -7,7 +7,9 @@
 //! a share path outside every allowed root is refused, whatever the command says.
 //!
 //! Matching is case-insensitive (as Windows) and on whole path segments: `\\fs\src` does not
-//! cover `\\fs\src2`.
+//! cover `\\fs\src2`. A writable path lies strictly **below** a root — unpacking replaces the
+//! target folder, so a root itself is never a target — and has no segment that Windows would
+//! resolve to `.` or `..` (segments made only of dots and spaces are refused).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,10 @@ pub enum ShareError {
     NotAllowed { path: String, roots: String },
     #[error("{0} is not a UNC path")]
     NotUnc(String),
+    #[error("{0} is an allowed share root itself; a package goes into a folder below it")]
+    IsRoot(String),
+    #[error("{path} has the segment {segment:?}, which Windows resolves to '.' or '..'")]
+    DotSegment { path: String, segment: String },
 }
 
 /// Splits a UNC path into lower-cased segments for comparison.
@@ -77,15 +83,25 @@ impl Shares {
 
     /// Whether `unc` lies under an allowed root (no roots configured: nothing is allowed).
     pub fn check_allowed(&self, unc: &str) -> Result<(), ShareError> {
-        if segments(unc).is_none() {
+        let Some(all) = segments(unc) else {
             return Err(ShareError::NotUnc(unc.to_string()));
+        };
+        // Windows drops trailing dots and spaces from a name: "..", ". ." and "... " all walk up.
+        if let Some(segment) = all.iter().find(|s| s.chars().all(|c| c == '.' || c == ' ')) {
+            return Err(ShareError::DotSegment {
+                path: unc.to_string(),
+                segment: segment.clone(),
+            });
         }
-        if self
+        let below: Vec<usize> = self
             .allowed_roots
             .iter()
-            .any(|root| strip(unc, root).is_some())
-        {
+            .filter_map(|root| strip(unc, root).map(|rest| rest.len()))
+            .collect();
+        if below.iter().any(|&depth| depth > 0) {
             Ok(())
+        } else if !below.is_empty() {
+            Err(ShareError::IsRoot(unc.to_string()))
         } else {
             Err(ShareError::NotAllowed {
                 path: unc.to_string(),
@@ -190,7 +206,23 @@ mod tests {
             s.writable_local("\\\\FS01\\Sources$\\incoming\\App")
                 .is_ok()
         );
-        assert!(s.check_allowed("\\\\FS01\\Sources$\\incoming").is_ok());
+        assert!(matches!(
+            s.check_allowed("\\\\FS01\\Sources$\\incoming"),
+            Err(ShareError::IsRoot(_))
+        ));
+        assert!(matches!(
+            s.check_allowed("\\\\fs01\\SOURCES$\\incoming\\"),
+            Err(ShareError::IsRoot(_))
+        ));
+        for sneaky in ["..", ". .", "... ", "."] {
+            assert!(
+                matches!(
+                    s.check_allowed(&format!("\\\\FS01\\Sources$\\incoming\\{sneaky}\\x")),
+                    Err(ShareError::DotSegment { .. })
+                ),
+                "{sneaky:?}"
+            );
+        }
         assert!(matches!(
             s.check_allowed("\\\\FS01\\Sources$\\incoming2\\x"),
             Err(ShareError::NotAllowed { .. })

@@ -6,8 +6,9 @@
 //!    declared sizes are held to the limits: entry count, total uncompressed size, and the
 //!    compression ratio of each entry. While writing, an entry that inflates beyond its declared
 //!    size is stopped, so lying headers cannot get past the limits either.
-//! 2. If the target already holds exactly this package — its manifest names the archive's SHA-256
-//!    and every file matches its recorded size and SHA-256 — nothing is written.
+//! 2. If the target already holds exactly this package — its manifest names the archive's SHA-256,
+//!    every file matches its recorded size and SHA-256, and there is no other file — nothing is
+//!    written.
 //! 3. Otherwise the archive is unpacked, on every core, into a temporary sibling
 //!    (`.<name>.partial-<random>`), every file synced, and the sibling renamed into place (an
 //!    older folder is moved aside first and removed after). Files are synced by a separate thread
@@ -219,7 +220,22 @@ fn in_place(target: &Path, archive_sha256: &str) -> Option<Manifest> {
             return None;
         }
     }
-    Some(manifest)
+    // Nothing else either: a file someone added would otherwise be distributed with the package.
+    (count_files(target).ok()? == manifest.files.len()).then_some(manifest)
+}
+
+/// Number of non-directory entries under `dir`, recursively (links are counted, not followed).
+fn count_files(dir: &Path) -> io::Result<usize> {
+    let mut count = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            count += count_files(&entry.path())?;
+        } else {
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// Removes temporary siblings left by an earlier, interrupted run.

@@ -98,6 +98,17 @@ fn a_rerun_recognises_content_in_place_and_a_change_is_replaced() {
         fs::read(target.join("Deploy-Application.ps1")).expect("read"),
         b"# PSADT"
     );
+    // Someone added a file: it is not the package either; the folder is replaced without it.
+    fs::write(target.join("Files").join("extra.exe"), b"MZ").expect("add");
+    assert!(matches!(
+        unpack(&archive, &sha, &target, &UnpackLimits::default()),
+        Ok(Unpacked::Written(_))
+    ));
+    assert!(!target.join("Files").join("extra.exe").exists());
+    assert!(matches!(
+        unpack(&archive, &sha, &target, &UnpackLimits::default()),
+        Ok(Unpacked::AlreadyInPlace(_))
+    ));
 }
 
 #[test]
