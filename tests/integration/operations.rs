@@ -604,6 +604,12 @@ async fn metrics_after_a_push_show_the_job_the_steps_and_the_polls() {
             .unwrap_or_else(|| panic!("no histogram for {step}: {samples:?}"));
         assert!(*count >= 1.0, "{step}");
     }
+    // Labelled by the steps' stable names: no per-object detail in a label.
+    for series in samples.keys() {
+        if let Some(rest) = series.strip_prefix("sccm_connector_step_duration_seconds") {
+            assert!(!rest.contains(' '), "{series}");
+        }
+    }
     let (status, _, body) = http_get(addr, "/healthz").await;
     assert_eq!(status, 200, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).expect("JSON");
