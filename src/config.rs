@@ -243,6 +243,9 @@ struct SharesSection {
     map: Vec<ShareMapping>,
 }
 
+/// The largest size in MiB `[limits]` and `[storage] journal_cache_mb` accept: 16 TiB.
+const MAX_MIB: u64 = 1 << 24;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct LimitsSection {
@@ -472,6 +475,62 @@ impl Config {
             max: r.max_events_per_job,
         };
         let l = &file.limits;
+        // Sizes in MiB become bytes: 1 MiB up to 16 TiB (a larger number is a typo, and would
+        // overflow once shifted).
+        let mib = |field: &'static str, value: u64| {
+            if (1..=MAX_MIB).contains(&value) {
+                Ok(value << 20)
+            } else {
+                Err(invalid(
+                    field,
+                    format!("must be between 1 and {MAX_MIB} (MiB); got {value}"),
+                ))
+            }
+        };
+        let at_least_one = |field: &'static str, value: u64| {
+            if value == 0 {
+                Err(invalid(field, "must be at least 1; got 0".into()))
+            } else {
+                Ok(value)
+            }
+        };
+        let max_package_bytes = mib("limits.max_package_mb", l.max_package_mb)?;
+        let max_total_bytes = mib("limits.max_unpacked_mb", l.max_unpacked_mb)?;
+        let max_entries = at_least_one("limits.max_entries", l.max_entries)?;
+        let max_ratio = at_least_one("limits.max_compression_ratio", l.max_compression_ratio)?;
+        let journal_cache_bytes = mib(
+            "storage.journal_cache_mb",
+            file.storage.journal_cache_mb.max(1),
+        )?;
+        // Seconds and minutes become milliseconds.
+        let ms = |field: &'static str, value: u64, unit: u64| {
+            value.checked_mul(unit).ok_or_else(|| {
+                invalid(
+                    field,
+                    format!("{value} is too large (more than {} ms)", u64::MAX),
+                )
+            })
+        };
+        let retry_initial_ms = ms(
+            "engine.retry_initial_seconds",
+            e.retry_initial_seconds,
+            1000,
+        )?;
+        let retry_max_ms = ms(
+            "engine.retry_max_seconds",
+            e.retry_max_seconds.max(e.retry_initial_seconds),
+            1000,
+        )?;
+        let distribution_interval_ms = ms(
+            "engine.distribution_poll_seconds",
+            e.distribution_poll_seconds,
+            1000,
+        )?;
+        let distribution_timeout_ms = ms(
+            "engine.distribution_timeout_minutes",
+            e.distribution_timeout_minutes,
+            60_000,
+        )?;
         Ok(Config {
             audit: file.audit,
             retention,
@@ -490,29 +549,27 @@ impl Config {
             },
             portal: file.portal,
             journal_dir: file.storage.journal,
-            journal_cache_bytes: file.storage.journal_cache_mb.max(1) << 20,
+            journal_cache_bytes,
             spool_dir: file.storage.spool,
             shares: Shares::new(file.shares.map, file.shares.allowed_roots),
-            limits: Limits {
-                max_package_bytes: l.max_package_mb << 20,
-            },
+            limits: Limits { max_package_bytes },
             unpack: UnpackLimits {
-                max_total_bytes: l.max_unpacked_mb << 20,
-                max_entries: l.max_entries,
-                max_ratio: l.max_compression_ratio,
+                max_total_bytes,
+                max_entries,
+                max_ratio,
             },
             concurrency: e.concurrency,
             policy: RetryPolicy {
                 max_attempts: e.max_attempts,
                 backoff: Backoff {
-                    initial_ms: e.retry_initial_seconds * 1000,
-                    max_ms: e.retry_max_seconds.max(e.retry_initial_seconds) * 1000,
+                    initial_ms: retry_initial_ms,
+                    max_ms: retry_max_ms,
                 },
                 max_interrupted: e.max_interrupted.max(1),
             },
             distribution: PollPolicy {
-                interval_ms: e.distribution_poll_seconds * 1000,
-                timeout_ms: e.distribution_timeout_minutes * 60_000,
+                interval_ms: distribution_interval_ms,
+                timeout_ms: distribution_timeout_ms,
             },
             report_backoff: Backoff {
                 initial_ms: 5_000,
@@ -621,6 +678,65 @@ local = "/srv/sources"
             let error = parse(&format!("{GOOD}\n[retention]\n{bad}\n")).expect_err(bad);
             assert!(error.to_string().contains(field), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn limits_are_checked_and_name_their_key() {
+        let c = parse(&format!(
+            "{GOOD}\n[limits]\nmax_package_mb = 1\nmax_unpacked_mb = 16777216\nmax_entries = 1\nmax_compression_ratio = 1\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.limits.max_package_bytes, 1 << 20);
+        assert_eq!(c.unpack.max_total_bytes, 1 << 44);
+        assert_eq!((c.unpack.max_entries, c.unpack.max_ratio), (1, 1));
+        for (section, bad, field) in [
+            ("limits", "max_package_mb = 0", "limits.max_package_mb"),
+            // 2^44 MiB shifted by 20 bits would silently become 0 bytes.
+            (
+                "limits",
+                "max_package_mb = 17592186044416",
+                "limits.max_package_mb",
+            ),
+            ("limits", "max_unpacked_mb = 0", "limits.max_unpacked_mb"),
+            (
+                "limits",
+                "max_unpacked_mb = 16777217",
+                "limits.max_unpacked_mb",
+            ),
+            ("limits", "max_entries = 0", "limits.max_entries"),
+            (
+                "limits",
+                "max_compression_ratio = 0",
+                "limits.max_compression_ratio",
+            ),
+            (
+                "engine",
+                "retry_initial_seconds = 18446744073709552",
+                "engine.retry_initial_seconds",
+            ),
+            (
+                "engine",
+                "distribution_timeout_minutes = 18446744073709551",
+                "engine.distribution_timeout_minutes",
+            ),
+        ] {
+            let error = parse(&format!("{GOOD}\n[{section}]\n{bad}\n")).expect_err(bad);
+            let text = error.to_string();
+            assert!(text.contains(field), "{bad}: {text}");
+            assert!(
+                text.contains("must be") || text.contains("too large"),
+                "{bad}: {text}"
+            );
+        }
+        let error = parse(&GOOD.replace(
+            "[storage]",
+            "[storage]\njournal_cache_mb = 18446744073709551615",
+        ))
+        .expect_err("too large a cache");
+        assert!(
+            error.to_string().contains("storage.journal_cache_mb"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! and import (Case 2), and runs the real connector — the same daemon `run` starts, driving the
 //! site simulator exactly as it would drive `powershell.exe` — until both results are
 //! acknowledged. Then it prints what exists in the site, the import list, and where the journal
-//! is. With `--dir`, `DIR/connector.toml`, `DIR/journal/`, `DIR/portal/`, `DIR/site/` and
-//! `DIR/share/` stay, and `sim portal --data DIR/portal` and `run --config DIR/connector.toml` work
+//! is, with the commands to replay and export it. With `--dir`, `DIR/connector.toml`,
+//! `DIR/journal/`, `DIR/portal/`, `DIR/site/` and `DIR/share/` stay, and the printed
+//! `sim portal --listen ADDR --data DIR/portal` (the portal runs on a fixed port outside the
+//! ephemeral range, the one `connector.toml` names) and `run --config DIR/connector.toml` work
 //! again on their own.
 
 use crate::config::Config;
-use crate::sim::portal::{SimConfig, serve};
+use crate::sim::portal::{SimConfig, SimHandle, serve};
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -112,6 +114,42 @@ fn write_config(dir: &Path, portal_url: &str, exe: &Path) -> Result<PathBuf, Dem
     Ok(path)
 }
 
+/// The `poll_after_seconds` the demo's portal answers (the printed `sim portal` command repeats it).
+const POLL_AFTER: u64 = 1;
+
+/// First port tried for the portal simulator; outside the ephemeral ranges of Linux
+/// (32768–60999) and Windows (49152–65535), so the operating system does not hand the port to
+/// some outgoing connection once the demo is over.
+const PORT_BASE: u16 = 20000;
+/// How many ports above [`PORT_BASE`] the demo may use.
+const PORT_SPAN: u16 = 10000;
+
+/// Starts the portal simulator on `data`, on a fixed free port: the port is written into
+/// `connector.toml` and printed in the `sim portal --listen` command of the summary, so both
+/// still agree when the demo directory is used again. The start is spread by the process id and
+/// the clock, so demos run at the same time (tests) do not chase the same ports.
+async fn serve_portal(data: &Path) -> Result<SimHandle, DemoError> {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    let start = (seed % u64::from(PORT_SPAN)) as u16;
+    let mut last = String::new();
+    for i in 0..64u16 {
+        let port = PORT_BASE + (start + i * 157) % PORT_SPAN;
+        let mut sim = SimConfig::new(([127, 0, 0, 1], port).into(), data);
+        sim.poll_after_seconds = POLL_AFTER;
+        match serve(sim).await {
+            Ok(handle) => return Ok(handle),
+            Err(e) => last = e,
+        }
+    }
+    Err(DemoError::Setup(format!(
+        "starting the portal simulator: no free port from {PORT_BASE} to {}: {last}",
+        PORT_BASE + PORT_SPAN - 1
+    )))
+}
+
 /// Runs `sccm-connector <args>` and returns its stdout.
 fn connector(exe: &Path, args: &[&str]) -> Result<String, DemoError> {
     let output = std::process::Command::new(exe)
@@ -163,11 +201,7 @@ pub async fn run(dir: &Path) -> Result<String, DemoError> {
     )?;
 
     // The portal, with the package and the two commands.
-    let mut sim = SimConfig::new(([127, 0, 0, 1], 0).into(), dir.join("portal"));
-    sim.poll_after_seconds = 1;
-    let portal = serve(sim)
-        .await
-        .map_err(|e| DemoError::Setup(format!("starting the portal simulator: {e}")))?;
+    let portal = serve_portal(&dir.join("portal")).await?;
     let base = portal.url();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
@@ -247,6 +281,7 @@ pub async fn run(dir: &Path) -> Result<String, DemoError> {
         Ok(Err(e)) => return Err(DemoError::Connector(e.to_string())),
         Err(e) => return Err(DemoError::Connector(e.to_string())),
     }
+    let portal_addr = portal.addr();
     portal.shutdown().await;
     if results.len() != 2 {
         return Err(DemoError::Connector(
@@ -269,7 +304,17 @@ pub async fn run(dir: &Path) -> Result<String, DemoError> {
         &["sim", "site", "--site", &site.display().to_string(), "dump"],
     )?)
     .map_err(setup("reading the site dump"))?;
-    let text = summary(&dir, &results[0], &results[1], &dump, started.elapsed());
+    let text = summary(
+        &Leftovers {
+            dir: &dir,
+            portal: portal_addr,
+            push_id: push["id"].as_str().unwrap_or_default(),
+        },
+        &results[0],
+        &results[1],
+        &dump,
+        started.elapsed(),
+    );
     if failed.is_empty() {
         Ok(text)
     } else {
@@ -280,7 +325,23 @@ pub async fn run(dir: &Path) -> Result<String, DemoError> {
     }
 }
 
-fn summary(dir: &Path, push: &Value, import: &Value, dump: &Value, took: Duration) -> String {
+/// What the demo leaves behind, for the summary's commands.
+struct Leftovers<'a> {
+    dir: &'a Path,
+    /// The portal simulator's address, also in `connector.toml`.
+    portal: std::net::SocketAddr,
+    /// The push's portal command id (`replay` accepts it for the job).
+    push_id: &'a str,
+}
+
+fn summary(
+    left: &Leftovers<'_>,
+    push: &Value,
+    import: &Value,
+    dump: &Value,
+    took: Duration,
+) -> String {
+    let dir = left.dir;
     let mut s = String::new();
     let p = &push["push"];
     s.push_str(&format!(
@@ -352,18 +413,30 @@ fn summary(dir: &Path, push: &Value, import: &Value, dump: &Value, took: Duratio
     ));
     s.push_str(&format!("Done in {:.1} s.\n\n", took.as_secs_f64()));
     let config = dir.join("connector.toml");
-    s.push_str(&format!("Journal: {}\n", dir.join("journal").display()));
+    let journal = dir.join("journal");
+    s.push_str(&format!("Journal: {}\n", journal.display()));
+    s.push_str(&format!(
+        "Replay the push:         sccm-connector replay {} --journal {}\n",
+        left.push_id,
+        journal.display()
+    ));
+    s.push_str(&format!(
+        "Export the journal:      sccm-connector export --journal {} --format html -o {}\n",
+        journal.display(),
+        dir.join("journal.html").display()
+    ));
     s.push_str(&format!(
         "Inspect the site:        sccm-connector sim site --site {} dump\n",
         dir.join("site").display()
     ));
     s.push_str(&format!(
-        "Run the connector again: sccm-connector run --config {}\n",
-        config.display()
+        "Serve the portal again:  sccm-connector sim portal --listen {} --poll-after {POLL_AFTER} --data {}\n",
+        left.portal,
+        dir.join("portal").display()
     ));
     s.push_str(&format!(
-        "Serve the portal again:  sccm-connector sim portal --listen 127.0.0.1:8080 --data {}\n",
-        dir.join("portal").display()
+        "Run the connector again: sccm-connector run --config {}\n",
+        config.display()
     ));
     s
 }

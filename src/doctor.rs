@@ -1,15 +1,16 @@
 //! `sccm-connector doctor --config FILE`: a checklist of everything the connector needs, each
 //! check run with the real pieces (the configuration loader, the journal, the portal client
 //! through the configured proxy and TLS, the PowerShell runner with the production connection
-//! code), each answer with a fix hint. Nothing is changed: the journal is opened only when no
-//! connector holds it and no record is written; a poll does not consume commands (the portal
-//! delivers them again until the connector acknowledges them); the share check creates and
-//! removes one empty probe file.
+//! code), each answer with a fix hint. Nothing is changed: the journal check creates and removes
+//! one empty probe file in the journal directory, then opens a private copy of the journal
+//! (`crate::inspect`, as `jobs` and `replay` do: opening the journal itself would take its lock
+//! and rewrite its `head.anchor`), so it also works while the connector runs; a poll does not
+//! consume commands (the portal delivers them again until the connector acknowledges them); the
+//! share and archive checks create and remove one empty probe file each.
 //!
 //! Exit code: 0 when no check failed (warnings allowed), 1 otherwise.
 
 use crate::config::Config;
-use crate::engine::store::Store;
 use crate::portal::client::PortalClient;
 use crate::portal::error::PortalError;
 use crate::powershell::push::{SiteAccess, connect};
@@ -17,7 +18,6 @@ use crate::powershell::runner::{RunError, Runner, StepRun};
 use crate::powershell::script::{Script, ScriptBuilder};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,30 +299,33 @@ fn journal_check(dir: &Path) -> Check {
             ),
         );
     }
-    let options = journal::Options::new().lock_wait(Duration::from_millis(500));
-    match Store::open(dir, options) {
-        Ok(store) => {
-            let fleet = store.fleet();
+    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none()) {
+        return Check::pass(
+            name,
+            format!(
+                "{} is empty and writable; the journal is created at the first start",
+                dir.display()
+            ),
+        );
+    }
+    // A private copy: the live journal is neither locked nor rewritten (not even its
+    // head.anchor), and a running connector is no obstacle.
+    match crate::inspect::open(&crate::inspect::JournalSource::Dir(dir.to_path_buf())) {
+        Ok(inspection) => {
+            let fleet = inspection.store.fleet();
             Check::pass(
                 name,
                 format!(
-                    "{}: {} job(s), {} unfinished, hash chain verified on open",
+                    "{}: {} job(s), {} unfinished, hash chain verified (on a copy)",
                     dir.display(),
                     fleet.jobs().count(),
                     fleet.unfinished().count()
                 ),
             )
         }
-        Err(e) if e.to_string().contains("lock") => Check::pass(
-            name,
-            format!(
-                "{}: in use by a running connector (writable; not opened)",
-                dir.display()
-            ),
-        ),
         Err(e) => Check::fail(
             name,
-            format!("{}: {e}", dir.display()),
+            e.to_string(),
             "the journal cannot be opened: restore the last backup of the journal directory \
              (docs/operations.md, \"Back up and move a journal\") with the connector stopped",
         ),
@@ -391,7 +394,7 @@ async fn portal_checks(config: &Config) -> Vec<Check> {
                 names::TLS,
                 e.to_string(),
                 "trust the portal's CA: install it in the machine's certificate store or set \
-                 portal.tls.ca_bundle; if pins are configured, update portal.tls.pins",
+                 portal.tls.ca_bundle; if pins are configured, update portal.tls.spki_sha256_pins",
             ),
             Check::skipped(names::REMOTE_ID, "no TLS session"),
         ],

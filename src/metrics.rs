@@ -6,17 +6,23 @@
 //! the journal's size), so the numbers are the durable truth. The daemon feeds only what the
 //! journal does not hold: polls, poll errors, and when the next poll is due ([`Metrics`]).
 //!
+//! The step duration histogram is a counter for the process's lifetime: each scrape adds the
+//! attempts that ended since the last one ([`StepDurations`]), so the attempts of jobs retention
+//! prunes stay counted. Its series are labelled by the step's stable name (`read-metadata`, not
+//! `read-metadata 16777217`): a bounded set however many applications pass through.
+//!
 //! `/healthz` answers 200 `{"status":"ok",…}` while the poll loop is on schedule (its next poll
 //! not overdue by more than [`HEALTH_GRACE`]), 503 `{"status":"stale",…}` otherwise.
 
 use crate::engine::store::Store;
+use replay::JobId;
 use replay::{ResultStatus, Stage, Timestamp};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// How late the next poll may be before `/healthz` says the loop is stuck.
@@ -65,6 +71,8 @@ pub struct Metrics {
     next_poll_due_ms: AtomicI64,
     /// Where the endpoint listens, once bound (port 0 resolved).
     bound: OnceLock<SocketAddr>,
+    /// The step duration histograms, accumulated scrape by scrape.
+    steps: Mutex<StepDurations>,
 }
 
 impl Metrics {
@@ -152,6 +160,47 @@ impl Histogram {
     }
 }
 
+/// The `step` label of a step: its stable name, the first word of the step's name (`upload
+/// 16777217` → `upload`), so the label set stays bounded.
+pub fn step_label(name: &str) -> &str {
+    name.split(' ').next().unwrap_or(name)
+}
+
+/// An attempt's identity: job, step index, attempt number.
+type AttemptKey = (JobId, u32, u32);
+
+/// The step duration histograms for the process's lifetime. [`StepDurations::observe`] is given
+/// every ended attempt in the journal at each scrape and adds those it has not counted yet; the
+/// keys of jobs no longer in the journal (pruned by retention) are forgotten, their attempts stay
+/// in the histograms. A restart starts again from what the journal holds (a counter reset).
+#[derive(Debug, Default)]
+pub struct StepDurations {
+    histograms: BTreeMap<String, Histogram>,
+    counted: BTreeMap<JobId, BTreeSet<(u32, u32)>>,
+}
+
+impl StepDurations {
+    /// One scrape's view: every ended attempt still in the journal, as (key, step name,
+    /// seconds). Attempts already counted are skipped.
+    pub fn observe<'a>(&mut self, ended: impl IntoIterator<Item = (AttemptKey, &'a str, f64)>) {
+        let mut present: BTreeMap<JobId, BTreeSet<(u32, u32)>> = BTreeMap::new();
+        for ((job, step, attempt), name, seconds) in ended {
+            let seen = self
+                .counted
+                .get(&job)
+                .is_some_and(|s| s.contains(&(step, attempt)));
+            if !seen {
+                self.histograms
+                    .entry(step_label(name).to_string())
+                    .or_default()
+                    .observe(seconds);
+            }
+            present.entry(job).or_default().insert((step, attempt));
+        }
+        self.counted = present;
+    }
+}
+
 /// A Prometheus label value, escaped.
 fn label(value: &str) -> String {
     value
@@ -186,27 +235,32 @@ impl Snapshot {
         if archived > 0 {
             snapshot.jobs.insert("archived", archived);
         }
+        let mut ended = Vec::new();
         for job in fleet.jobs() {
             *snapshot.jobs.entry(state_label(job.stage())).or_default() += 1;
             if matches!(job.stage(), Stage::Reporting { .. }) {
                 snapshot.outbox_depth += 1;
             }
-            for step in job.steps() {
+            for (index, step) in job.steps().iter().enumerate() {
                 for attempt in &step.attempts {
                     if let Some(end) = attempt.ended_at {
                         let ms = end
                             .millis()
                             .saturating_sub(attempt.started_at.millis())
                             .max(0);
-                        snapshot
-                            .steps
-                            .entry(step.step.name.clone())
-                            .or_default()
-                            .observe(ms as f64 / 1000.0);
+                        let key = (
+                            job.id(),
+                            u32::try_from(index).unwrap_or(u32::MAX),
+                            attempt.number,
+                        );
+                        ended.push((key, step.step.name.as_str(), ms as f64 / 1000.0));
                     }
                 }
             }
         }
+        let mut steps = metrics.steps.lock().unwrap_or_else(|p| p.into_inner());
+        steps.observe(ended);
+        snapshot.steps = steps.histograms.clone();
         snapshot
     }
 
@@ -230,7 +284,7 @@ impl Snapshot {
             &mut out,
             "sccm_connector_step_duration_seconds",
             "histogram",
-            "Duration of each finished step attempt, from its journaled start to its outcome.",
+            "Duration of each finished step attempt, from its journaled start to its outcome, by step name (counted since the connector started).",
         );
         for (step, h) in &self.steps {
             let step = label(step);
@@ -390,6 +444,52 @@ mod tests {
         m.next_poll(Timestamp(1_000), Duration::from_secs(30));
         assert!(m.healthy(Timestamp(31_000 + 60_000)));
         assert!(!m.healthy(Timestamp(31_000 + 60_001)));
+    }
+
+    #[test]
+    fn steps_are_labelled_by_their_stable_name() {
+        assert_eq!(step_label("read-metadata 16777217"), "read-metadata");
+        assert_eq!(step_label("upload 16777217"), "upload");
+        assert_eq!(step_label("ensure-application"), "ensure-application");
+        let mut d = StepDurations::default();
+        let (a, b) = (
+            JobId(uuid::Uuid::from_u128(1)),
+            JobId(uuid::Uuid::from_u128(2)),
+        );
+        d.observe([
+            ((a, 3, 1), "read-metadata 16777217", 0.2),
+            ((b, 3, 1), "read-metadata 16777218", 0.3),
+        ]);
+        assert_eq!(
+            d.histograms.keys().collect::<Vec<_>>(),
+            ["read-metadata"],
+            "one series for every application"
+        );
+        assert_eq!(d.histograms["read-metadata"].count, 2);
+    }
+
+    #[test]
+    fn step_counts_never_go_down_when_jobs_are_pruned() {
+        let mut d = StepDurations::default();
+        let (a, b) = (
+            JobId(uuid::Uuid::from_u128(1)),
+            JobId(uuid::Uuid::from_u128(2)),
+        );
+        d.observe([((a, 0, 1), "download", 1.0), ((a, 0, 2), "download", 2.0)]);
+        assert_eq!(d.histograms["download"].count, 2);
+        // The same attempts at the next scrape are not counted again.
+        d.observe([((a, 0, 1), "download", 1.0), ((a, 0, 2), "download", 2.0)]);
+        assert_eq!(d.histograms["download"].count, 2);
+        // Job a pruned by retention, job b's attempt ended: the count only grows.
+        d.observe([((b, 0, 1), "download", 0.5)]);
+        let h = &d.histograms["download"];
+        assert_eq!((h.count, h.sum), (3, 3.5));
+        assert!(
+            !d.counted.contains_key(&a),
+            "a pruned job's keys are forgotten"
+        );
+        d.observe([]);
+        assert_eq!(d.histograms["download"].count, 3);
     }
 
     #[test]

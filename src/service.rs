@@ -2,17 +2,57 @@
 //! Windows service (the `windows-service` crate). The service runs
 //! `sccm-connector.exe run --config FILE --service`, starts automatically at boot, and on start
 //! resumes every unfinished job from the journal like any `run`. A Stop or Shutdown from the
-//! service control manager is the daemon's clean stop (running steps finish first).
+//! service control manager is the daemon's clean stop (running steps finish first); while it
+//! lasts the service reports StopPending with a checkpoint that grows every
+//! [`STOP_REPORT_EVERY`] and a wait hint of [`STOP_WAIT_HINT`], so the service control manager
+//! sees progress rather than a hung service.
+//!
+//! `service install` also sets the failure actions ([`RESTARTS`]): the service control manager
+//! restarts the connector after a crash, and — with failure actions enabled for non-crash
+//! failures — after it stopped with an error (a non-zero exit code).
 //!
 //! On other systems every action exits with code 2 and points at the systemd unit in
 //! `docs/operations.md`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The service's name.
 pub const SERVICE_NAME: &str = "sccm-connector";
 pub const DISPLAY_NAME: &str = "SCCM Connector";
 pub const DESCRIPTION: &str = "Polls the packaging portal and drives ConfigMgr through PowerShell; resumes its jobs from its journal.";
+
+/// The failure actions `service install` sets: restart after each of the first three failures,
+/// after these delays (the last one repeats for every later failure).
+pub const RESTARTS: [Duration; 3] = [
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+    Duration::from_secs(300),
+];
+/// A day without failure resets the failure count (the next failure restarts after 10 s again).
+pub const FAILURE_RESET: Duration = Duration::from_secs(24 * 3600);
+
+/// How often StopPending is reported again, with the next checkpoint, while the daemon stops.
+pub const STOP_REPORT_EVERY: Duration = Duration::from_secs(5);
+/// The wait hint of each StopPending report: the service control manager expects the next
+/// checkpoint within it (several report intervals, so a busy machine is not taken for a hang).
+pub const STOP_WAIT_HINT: Duration = Duration::from_secs(30);
+
+/// The StopPending reports of a stop: checkpoints 1, 2, 3, … each with [`STOP_WAIT_HINT`]. The
+/// service control manager takes a checkpoint that does not grow within the wait hint for a hung
+/// service, so every report must carry the next one.
+#[derive(Debug, Default)]
+pub struct StopProgress {
+    checkpoint: u32,
+}
+
+impl StopProgress {
+    /// The next report's `(checkpoint, wait_hint)`.
+    pub fn next_report(&mut self) -> (u32, Duration) {
+        self.checkpoint = self.checkpoint.saturating_add(1);
+        (self.checkpoint, STOP_WAIT_HINT)
+    }
+}
 
 /// What to do with the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,13 +118,18 @@ pub fn run_as_service(config: PathBuf) -> Result<(), ServiceError> {
 
 #[cfg(windows)]
 mod windows {
-    use super::{Action, DESCRIPTION, DISPLAY_NAME, SERVICE_NAME, ServiceError, absolute_config};
+    use super::{
+        Action, DESCRIPTION, DISPLAY_NAME, FAILURE_RESET, RESTARTS, SERVICE_NAME,
+        STOP_REPORT_EVERY, ServiceError, StopProgress, absolute_config,
+    };
     use std::ffi::OsString;
     use std::path::PathBuf;
     use std::sync::OnceLock;
+    use std::sync::mpsc;
     use std::time::{Duration, Instant};
     use windows_service::service::{
-        ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode,
+        ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept,
+        ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod,
         ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
     };
     use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
@@ -137,8 +182,32 @@ mod windows {
                 service
                     .set_description(DESCRIPTION)
                     .map_err(err("cannot set the service's description"))?;
+                service
+                    .update_failure_actions(ServiceFailureActions {
+                        reset_period: ServiceFailureResetPeriod::After(FAILURE_RESET),
+                        reboot_msg: None,
+                        command: None,
+                        actions: Some(
+                            RESTARTS
+                                .iter()
+                                .map(|delay| ServiceAction {
+                                    action_type: ServiceActionType::Restart,
+                                    delay: *delay,
+                                })
+                                .collect(),
+                        ),
+                    })
+                    .map_err(err(
+                        "cannot set the service's recovery (restart on failure)",
+                    ))?;
+                // A stop with an error (non-zero exit code) counts as a failure too.
+                service
+                    .set_failure_actions_on_non_crash_failures(true)
+                    .map_err(err(
+                        "cannot set the service's recovery (restart on failure)",
+                    ))?;
                 Ok(format!(
-                    "service {SERVICE_NAME} installed: {} run --config {} --service (automatic start, LocalSystem; change the account in services.msc)",
+                    "service {SERVICE_NAME} installed: {} run --config {} --service (automatic start, LocalSystem, restarted after 10 s, 1 min, then 5 min when it fails; change the account in services.msc)",
                     exe.display(),
                     config.display()
                 ))
@@ -215,11 +284,21 @@ mod windows {
         ))
     }
 
+    /// What the StopPending reporter hears: the service control manager asked for a stop, or
+    /// the daemon has returned.
+    enum Event {
+        Stop,
+        Done,
+    }
+
     fn service_main(_arguments: Vec<OsString>) {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let (events_tx, events) = mpsc::channel::<Event>();
+        let stop_events = events_tx.clone();
         let handler = move |control| match control {
             ServiceControl::Stop | ServiceControl::Shutdown => {
                 let _ = stop_tx.send(true);
+                let _ = stop_events.send(Event::Stop);
                 ServiceControlHandlerResult::NoError
             }
             ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
@@ -228,14 +307,18 @@ mod windows {
         let Ok(status) = service_control_handler::register(SERVICE_NAME, handler) else {
             return;
         };
-        let report = |state: ServiceState, accept: ServiceControlAccept, code: u32, wait: u64| {
+        let report = move |state: ServiceState,
+                           accept: ServiceControlAccept,
+                           code: u32,
+                           checkpoint: u32,
+                           wait_hint: Duration| {
             let _ = status.set_service_status(ServiceStatus {
                 service_type: ServiceType::OWN_PROCESS,
                 current_state: state,
                 controls_accepted: accept,
                 exit_code: ServiceExitCode::Win32(code),
-                checkpoint: 0,
-                wait_hint: Duration::from_secs(wait),
+                checkpoint,
+                wait_hint,
                 process_id: None,
             });
         };
@@ -244,20 +327,46 @@ mod windows {
             ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
             0,
             0,
+            Duration::ZERO,
         );
+        // Once a stop is asked for: StopPending with a growing checkpoint until the daemon
+        // returns (running steps finish first, which may take minutes).
+        let reporter = std::thread::spawn(move || {
+            if !matches!(events.recv(), Ok(Event::Stop)) {
+                return;
+            }
+            let mut progress = StopProgress::default();
+            loop {
+                let (checkpoint, wait_hint) = progress.next_report();
+                report(
+                    ServiceState::StopPending,
+                    ServiceControlAccept::empty(),
+                    0,
+                    checkpoint,
+                    wait_hint,
+                );
+                match events.recv_timeout(STOP_REPORT_EVERY) {
+                    Ok(Event::Stop) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(Event::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        });
         let code = match run_daemon(&mut stop_rx) {
             Ok(()) => 0,
             Err(e) => {
                 tracing::error!("the connector stopped with an error: {e}");
-                // ERROR_SERVICE_SPECIFIC_ERROR-style: any non-zero Win32 code marks a failure.
+                // Any non-zero Win32 code marks a failure: the failure actions restart it.
                 1
             }
         };
+        let _ = events_tx.send(Event::Done);
+        let _ = reporter.join();
         report(
             ServiceState::Stopped,
             ServiceControlAccept::empty(),
             code,
             0,
+            Duration::ZERO,
         );
     }
 
@@ -278,6 +387,31 @@ mod windows {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+
+    #[test]
+    fn stop_pending_reports_a_growing_checkpoint_with_a_wait_hint_longer_than_the_interval() {
+        let mut progress = StopProgress::default();
+        let reports: Vec<_> = (0..5).map(|_| progress.next_report()).collect();
+        assert_eq!(
+            reports.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert!(reports.iter().all(|r| r.1 == STOP_WAIT_HINT));
+        assert!(STOP_WAIT_HINT >= 3 * STOP_REPORT_EVERY);
+    }
+
+    #[test]
+    fn failures_restart_the_service_sooner_first_and_reset_after_a_day() {
+        assert_eq!(RESTARTS.len(), 3);
+        assert!(RESTARTS.windows(2).all(|w| w[0] < w[1]));
+        assert!(RESTARTS[0] >= Duration::from_secs(1));
+        assert_eq!(FAILURE_RESET, Duration::from_secs(86_400));
     }
 }
 

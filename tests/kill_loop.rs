@@ -759,8 +759,9 @@ impl World {
                 ));
             }
         }
-        // The connector listens for SIGTERM once its poll loop waits for the first time: two
-        // polls show that it does (before, SIGTERM kills it — see the report).
+        // SIGTERM is a clean stop at any moment (`run` installs its handler before it opens the
+        // journal); two more polls first show the poll loop going on with every job finished, so
+        // the stop lands in the idle daemon, where a service stop usually does.
         self.rt.block_on(self.portal.wait_for_requests(
             polls_before + 2,
             "GET",
@@ -994,22 +995,43 @@ fn verify(world: &World) -> Result<Verified, String> {
         }
         archive_files += 1;
     }
-    let host_deaths = journal
-        .failures
+    // Retention prunes finished jobs two seconds after they finish, so most attempts are in the
+    // archives (verified above), not in the journal's fold: count both.
+    let archived = e2e::archived_attempts(&archive_dir, &journal.archived_in)?;
+    let failures: Vec<&String> = journal.failures.iter().chain(&archived.failures).collect();
+    let interrupted = journal.interrupted + archived.interrupted;
+    let host_deaths = failures
         .iter()
         .filter(|f| f.contains("exited without a result") || f.contains("unusable output"))
         .count();
+    // The site's fault plan crashes hosts and the loop kills hung ones: a plan that silently
+    // stopped working (or attempts no longer counted) must fail the test, not print zeros.
+    if world.totals.host_kills == 0 {
+        return Err(
+            "the loop never killed a PowerShell host mid-step: the site's hang faults did not fire"
+                .into(),
+        );
+    }
+    if host_deaths == 0 {
+        return Err(format!(
+            "no failed attempt shows a PowerShell host that died mid-step ({} failed attempts, {} of archived jobs), although the loop killed hosts {} times and the site's fault plan crashes them",
+            failures.len(),
+            archived.failures.len(),
+            world.totals.host_kills
+        ));
+    }
     let mut extra = format!(
         "kill loop: {results} results for {} commands ({} pushes ok; {redelivered} results delivered again and deduplicated), {effects} site effects, {uploads} uploads complete with the package's files, {resumed} downloads resumed mid-file\n\
-         kill loop: journal {} records, {} jobs, {} connector runs, {} interrupted attempts, {} failed attempts ({host_deaths} PowerShell hosts died mid-step)\n\
+         kill loop: journal {} records, {} jobs, {} connector runs, {interrupted} interrupted attempts, {} failed attempts ({host_deaths} PowerShell hosts died mid-step); of these, {} interrupted and {} failed in archived jobs\n\
          kill loop: retention archived {} jobs in {archive_files} archive files (each verified against the journal), {} records pruned",
         world.commands.len(),
         pushes.len(),
         journal.records,
         journal.jobs,
         journal.runs,
-        journal.interrupted,
-        journal.failures.len(),
+        failures.len(),
+        archived.interrupted,
+        archived.failures.len(),
         journal.archived,
         journal.pruned_records,
     );

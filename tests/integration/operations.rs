@@ -229,6 +229,22 @@ async fn doctor_names_each_broken_piece_with_its_fix() {
     let untrusted = good.replace("[portal.tls]\nca_bundle", "[portal.tls]\n# ca_bundle");
     assert_ne!(untrusted, good);
     assert_fails(&world, &untrusted, "TLS valid", "trust the portal's CA").await;
+    // A pin that does not match: the hint names the real key.
+    let pinned = good.replace(
+        "[portal.tls]\n",
+        &format!(
+            "[portal.tls]\nspki_sha256_pins = ['{}']\n",
+            "A".repeat(43) + "="
+        ),
+    );
+    assert_ne!(pinned, good);
+    assert_fails(
+        &world,
+        &pinned,
+        "TLS valid",
+        "update portal.tls.spki_sha256_pins",
+    )
+    .await;
 
     // PowerShell: the program does not exist.
     let missing = good.replace(
@@ -284,6 +300,92 @@ async fn doctor_names_each_broken_piece_with_its_fix() {
     for name in &ALL[1..] {
         assert_eq!(checks[*name].0, "-", "{name}: {out}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fails_an_unusable_journal_and_a_missing_module_with_their_fixes() {
+    let world = World::new(true, Vec::new()).await;
+    let good = world.toml();
+    let journal = format!("journal = '{}'", world.setup.journal().display());
+    assert!(good.contains(&journal), "{good}");
+    // The archive stays where it can be written, so only the journal check fails.
+    let archive = world.setup.dir.join("archive");
+    let with_journal = |dir: &Path| {
+        format!(
+            "{}\n[retention]\narchive = '{}'\n",
+            good.replace(&journal, &format!("journal = '{}'", dir.display())),
+            archive.display()
+        )
+    };
+
+    // The journal would be under a file: it cannot be created.
+    let file = world.setup.dir.join("a-file");
+    std::fs::write(&file, b"not a directory").expect("a file");
+    assert_fails(
+        &world,
+        &with_journal(&file.join("journal")),
+        "journal writable",
+        "Modify rights",
+    )
+    .await;
+
+    // A damaged journal: a byte of sled's log flipped, so sled's recovery cuts the log short and
+    // the head anchor refuses it.
+    let damaged = crate::support::audit::hostile_journal(&world.setup.dir);
+    let mut bytes = std::fs::read(damaged.join("db")).expect("the log");
+    let at = bytes
+        .windows(b"cmd-push-happy".len())
+        .position(|w| w == b"cmd-push-happy")
+        .expect("the command in the log");
+    bytes[at + 3] ^= 0x01;
+    std::fs::write(damaged.join("db"), &bytes).expect("written");
+    assert_fails(
+        &world,
+        &with_journal(&damaged),
+        "journal writable",
+        "restore the last backup",
+    )
+    .await;
+
+    // The console's module is not in the folder given: the module check fails, the site check
+    // is skipped.
+    let config = world.write(&good);
+    let missing = world.setup.dir.join("no-console");
+    let (code, out, checks) = doctor_with(
+        &config,
+        &["--console-path", missing.to_str().expect("utf-8")],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(checks["ConfigurationManager module found"].0, "✖", "{out}");
+    assert!(
+        checks["ConfigurationManager module found"]
+            .1
+            .contains("install the Configuration Manager console"),
+        "{out}"
+    );
+    assert_eq!(checks["site drive reachable"].0, "-", "{out}");
+    assert_eq!(checks["PowerShell starts"].0, "✔", "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reads_an_existing_journal_without_changing_a_byte() {
+    let world = World::new(true, Vec::new()).await;
+    let journal = crate::support::audit::hostile_journal(&world.setup.dir);
+    let text = world.toml().replace(
+        &format!("journal = '{}'", world.setup.journal().display()),
+        &format!("journal = '{}'", journal.display()),
+    );
+    let before = crate::support::fingerprint(&journal);
+    // Opening the journal itself would rewrite head.anchor (its modification time at least).
+    let (code, out, checks) = doctor(&world.write(&text)).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(checks["journal writable"].0, "✔", "{out}");
+    assert!(out.contains("1 job(s), 0 unfinished"), "{out}");
+    assert!(
+        crate::support::fingerprint(&journal) == before,
+        "doctor changed the journal (names, sizes, times or bytes)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,6 +603,12 @@ async fn metrics_after_a_push_show_the_job_the_steps_and_the_polls() {
             ))
             .unwrap_or_else(|| panic!("no histogram for {step}: {samples:?}"));
         assert!(*count >= 1.0, "{step}");
+    }
+    // Labelled by the steps' stable names: no per-object detail in a label.
+    for series in samples.keys() {
+        if let Some(rest) = series.strip_prefix("sccm_connector_step_duration_seconds") {
+            assert!(!rest.contains(' '), "{series}");
+        }
     }
     let (status, _, body) = http_get(addr, "/healthz").await;
     assert_eq!(status, 200, "{body}");

@@ -722,6 +722,106 @@ pub mod e2e {
         /// Jobs retention archived (counted in `jobs` too) and the records it pruned.
         pub archived: usize,
         pub pruned_records: u64,
+        /// The archived jobs' ids, each with the name of the archive file the journal says holds
+        /// it (their attempts are there, not in the fold: see [`archived_attempts`]).
+        pub archived_in: BTreeMap<String, String>,
+    }
+
+    /// The attempts of archived (pruned) jobs, read from retention's archive files.
+    #[derive(Debug, Default)]
+    pub struct ArchivedAttempts {
+        /// Archived jobs found in the archives.
+        pub jobs: usize,
+        /// Attempts started and never ended (no `StepSucceeded`, `StepFailed` or
+        /// `StepIncomplete` of the same step and attempt): the connector died during them.
+        pub interrupted: usize,
+        /// `StepFailed` attempts, as `"<step name>: <error>"` like [`JournalSummary::failures`].
+        pub failures: Vec<String>,
+    }
+
+    /// Reads the attempts of the archived jobs `archived_in` (job id → archive file name, as the
+    /// journal records it) from retention's JSON Lines archives in `archive_dir`
+    /// (docs/audit.md). Every job must be in its archive. The archives' integrity is not
+    /// checked here (`verify ARCHIVE --journal DIR` does that).
+    pub fn archived_attempts(
+        archive_dir: &Path,
+        archived_in: &BTreeMap<String, String>,
+    ) -> Result<ArchivedAttempts, String> {
+        #[derive(Default)]
+        struct Job {
+            names: Vec<String>,
+            started: BTreeSet<(u64, u64)>,
+            ended: BTreeSet<(u64, u64)>,
+            failures: Vec<String>,
+        }
+        let at = |e: &Value| {
+            (
+                e["step"].as_u64().unwrap_or(u64::MAX),
+                e["attempt"].as_u64().unwrap_or(0),
+            )
+        };
+        let files: BTreeSet<&String> = archived_in.values().collect();
+        let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
+        for name in files {
+            let file = archive_dir.join(name);
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            for line in text.lines() {
+                let record: Value = serde_json::from_str(line)
+                    .map_err(|e| format!("{}: a line is not JSON: {e}", file.display()))?;
+                let Some(id) = record["job"].as_str() else {
+                    continue;
+                };
+                if record["type"] != "record" || archived_in.get(id) != Some(name) {
+                    continue;
+                }
+                let job = jobs.entry(id.to_string()).or_default();
+                let data = &record["data"];
+                match record["event"].as_str() {
+                    Some("Planned") => job.names.extend(
+                        data["Planned"]["steps"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|s| s["name"].as_str().unwrap_or("?").to_string()),
+                    ),
+                    Some("StepStarted") => {
+                        job.started.insert(at(&data["StepStarted"]));
+                    }
+                    Some(kind @ ("StepSucceeded" | "StepIncomplete")) => {
+                        job.ended.insert(at(&data[kind]));
+                    }
+                    Some("StepFailed") => {
+                        let e = &data["StepFailed"];
+                        job.ended.insert(at(e));
+                        let step = usize::try_from(at(e).0)
+                            .ok()
+                            .and_then(|i| job.names.get(i))
+                            .map_or("?", String::as_str);
+                        job.failures.push(format!(
+                            "{step}: {}",
+                            e["error"].as_str().unwrap_or("(no error)")
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let missing: Vec<&String> = archived_in
+            .keys()
+            .filter(|id| !jobs.contains_key(*id))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!("archived jobs not in their archive: {missing:?}"));
+        }
+        let done = jobs;
+        let mut attempts = ArchivedAttempts::default();
+        for job in done.into_values() {
+            attempts.jobs += 1;
+            attempts.interrupted += job.started.difference(&job.ended).count();
+            attempts.failures.extend(job.failures);
+        }
+        Ok(attempts)
     }
 
     /// Opens the journal of a stopped connector: the chain verifies; then the store folds with
@@ -781,9 +881,12 @@ pub mod e2e {
             }
         }
         // Jobs retention archived and pruned count as finished jobs of their command.
-        for (_, archived) in fleet.archived() {
+        for (file, archived) in fleet.archived() {
             summary.jobs += 1;
             summary.archived += 1;
+            summary
+                .archived_in
+                .insert(archived.job.to_string(), file.to_string());
             *per_command
                 .entry(
                     archived
