@@ -13,7 +13,7 @@ use super::store::{Store, StoreError};
 use crate::config::Config;
 use crate::package::pack::{PackOptions, pack};
 use crate::package::unpack::{Unpacked, unpack};
-use crate::portal::client::PortalClient;
+use crate::portal::client::{PortalClient, ProgressTarget};
 use crate::portal::download::Download;
 use crate::portal::error::PortalError;
 use crate::portal::outbox::idempotency_key;
@@ -174,6 +174,14 @@ impl Driver {
         Ok((state.step.name.clone(), state.step.kind.clone()))
     }
 
+    /// Where a transfer's best-effort progress posts go: the job's command, under the step's name.
+    fn progress_target(job: &Job, step: String) -> Option<ProgressTarget> {
+        job.command_id().map(|command_id| ProgressTarget {
+            command_id: command_id.to_string(),
+            step,
+        })
+    }
+
     fn spool(&self) -> PathBuf {
         super::spool::job_dir(&self.services.config.spool_dir, self.id)
     }
@@ -303,7 +311,7 @@ impl Driver {
         attempt: u32,
         from_offset: u64,
     ) -> Result<(), DriveError> {
-        let (_, kind) = Self::step(job, step)?;
+        let (name, kind) = Self::step(job, step)?;
         let StepKind::Download {
             url,
             size,
@@ -318,7 +326,8 @@ impl Driver {
         if let Some(dir) = dest.parent() {
             let _ = tokio::fs::create_dir_all(dir).await;
         }
-        let request = Download::new(url, &dest, size, sha256).resume_from(from_offset);
+        let mut request = Download::new(url, &dest, size, sha256).resume_from(from_offset);
+        request.progress = Self::progress_target(job, name);
         let result = self
             .services
             .portal
@@ -450,7 +459,7 @@ impl Driver {
         archive: Option<ArchiveInfo>,
         upload_id: Option<String>,
     ) -> Result<(), DriveError> {
-        let (_, kind) = Self::step(job, step)?;
+        let (name, kind) = Self::step(job, step)?;
         let StepKind::Upload {
             application,
             source,
@@ -552,7 +561,8 @@ impl Driver {
                 }
             },
         };
-        let request = Upload::new(&upload_id, &file, archive.size, &archive.sha256);
+        let mut request = Upload::new(&upload_id, &file, archive.size, &archive.sha256);
+        request.progress = Self::progress_target(job, name);
         let result = self
             .services
             .portal
