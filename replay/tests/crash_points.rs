@@ -436,10 +436,13 @@ impl Engine {
                 let event = match outcome {
                     DeliveryOutcome::Acknowledged => Event::ReportAcknowledged,
                     DeliveryOutcome::Lost | DeliveryOutcome::StoredResponseLost => {
-                        Event::ReportFailed {
+                        // The engine draws the jitter and reads Retry-After; both are data.
+                        let r = splitmix(self.seed ^ key as u64 ^ u64::from(failures));
+                        Event::ReportDeferred {
                             attempt,
-                            retryable: true,
                             error: "connection reset".into(),
+                            retry_after_ms: (r % 3 == 0).then_some(r % 7_000),
+                            jitter_ms: (r >> 16) % 2_000,
                         }
                     }
                     DeliveryOutcome::Refused => Event::ReportFailed {

@@ -604,11 +604,34 @@ impl Driver {
             Ok(()) => Event::ReportAcknowledged,
             // A result is re-sent until the portal takes it: only a conflict (another body under
             // this key, which this connector never sends) is final.
-            Err(e) => Event::ReportFailed {
-                attempt,
-                retryable: !matches!(e, PortalError::Conflict { .. }),
-                error: e.to_string(),
-            },
+            Err(e @ PortalError::Conflict { .. }) => {
+                tracing::error!(job = %self.id, "the portal refused the result of {command_id} for good: {e}");
+                Event::ReportFailed {
+                    attempt,
+                    retryable: false,
+                    error: e.to_string(),
+                }
+            }
+            // Everything else (transport errors, 5xx, 429, 401, other 4xx) is sent again: the
+            // jitter is drawn here and journaled, Retry-After is journaled, `replay` sets the time.
+            Err(e) => {
+                let failures = job.report().failures.saturating_add(1);
+                let backoff = result.retry.delay_ms(failures);
+                let jitter_ms = fastrand::u64(0..=backoff / 2);
+                let retry_after_ms = e
+                    .retry_after()
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let wait = result
+                    .retry
+                    .retry_delay_ms(failures, jitter_ms, retry_after_ms);
+                tracing::warn!(job = %self.id, "result of {command_id} not delivered ({e}); again in {} s", wait / 1000);
+                Event::ReportDeferred {
+                    attempt,
+                    error: e.to_string(),
+                    retry_after_ms,
+                    jitter_ms,
+                }
+            }
         };
         self.record(event).await
     }

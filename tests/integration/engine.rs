@@ -5,8 +5,25 @@
 
 #![cfg(unix)]
 
-use crate::support::case::{Case, app, package};
+use crate::portal_support::refuse_until_request;
+use crate::support::case::{Case, DEADLINE, app, package};
 use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The daemon in process on `case`'s configuration; send on the sender to stop it.
+fn start_daemon(
+    case: &Case,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), sccm_connector::daemon::DaemonError>>,
+) {
+    let config = case.setup.config();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(sccm_connector::daemon::run(config, async {
+        let _ = stopped.await;
+    }));
+    (stop, daemon)
+}
 
 fn assert_ok(result: &Value) {
     assert_eq!(result["status"], "ok", "{result}");
@@ -42,5 +59,66 @@ async fn a_long_download_posts_progress_to_the_portal() {
         post["bytes_total"].as_u64().unwrap_or(0) >= post["bytes_done"].as_u64().unwrap_or(0),
         "{post}"
     );
-    assert!(post["step"].as_str().is_some_and(|s| !s.is_empty()), "{post}");
+    assert!(
+        post["step"].as_str().is_some_and(|s| !s.is_empty()),
+        "{post}"
+    );
+}
+
+/// A result refused with `503 Retry-After: 1`, then the portal down (connections closed without
+/// an answer, then refused) while the result waits, then the portal back: the result is sent
+/// again until acknowledged and the command ends with exactly one effective result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_pending_while_the_portal_is_down_is_delivered_once_it_is_back() {
+    let mut case = Case::new().await;
+    let id = case
+        .push(
+            &app("Contoso_Down"),
+            "Applications/Engine",
+            package("Down", 100_000),
+        )
+        .await;
+    let result_path = format!("/api/connector/v1/commands/{id}/result");
+    case.portal
+        .set_faults(json!({"faults": [
+            {"kind": "status", "status": 503, "retry_after": 1, "path": result_path, "times": 1},
+        ]}))
+        .await;
+    let (stop, daemon) = start_daemon(&case);
+    case.portal.wait_for_requests(1, "POST", &result_path).await;
+    assert!(case.portal.command(&id).await["effective_result"].is_null());
+
+    // The portal goes down with the result pending; the connector tries again meanwhile.
+    let addr = case.portal.addr();
+    case.portal.stop().await;
+    let tried = refuse_until_request(addr, &format!("POST {result_path}"), DEADLINE).await;
+    assert!(
+        tried,
+        "the result was not sent again while the portal was down"
+    );
+    assert!(!daemon.is_finished());
+
+    case.portal.restart().await;
+    let result = case.wait_for_result(&id, || !daemon.is_finished()).await;
+    assert_ok(&result);
+    // The job closes after the acknowledgement: its spool folder goes.
+    let until = std::time::Instant::now() + DEADLINE;
+    while std::fs::read_dir(case.setup.spool())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name() != "scripts")
+    {
+        assert!(std::time::Instant::now() < until, "the job never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    daemon
+        .await
+        .expect("the daemon task")
+        .expect("the daemon stops cleanly");
+    case.verify().await;
+    let view = case.portal.command(&id).await;
+    let results = view["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 1, "exactly one effective result: {view}");
 }
