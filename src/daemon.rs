@@ -135,8 +135,8 @@ pub async fn run_observed(
             stop_rx.clone(),
         );
         tasks.spawn(async move {
-            let _slot = slots.acquire_owned().await.ok();
-            let outcome = drive(services, id, stop).await;
+            // The driver holds a slot only while its job acts (not while it waits).
+            let outcome = drive(services, id, slots, stop).await;
             running
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -25,7 +25,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// What drivers share.
 #[derive(Debug)]
@@ -61,13 +61,21 @@ struct Driver {
     id: JobId,
     runner: Option<Runner>,
     ack_not_before: Instant,
+    /// The daemon's job slots (`[engine] concurrency`).
+    slots: Arc<Semaphore>,
+    /// The slot this job holds while it acts; given back while it only waits.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 /// Drives job `id` until it is finished or `stop` turns true (checked between actions; a running
-/// step is let finish or time out).
+/// step is let finish or time out). The job acts only while it holds one of `slots`; it gives
+/// its slot back while it merely waits (a backoff, a distribution poll interval, a result's
+/// redelivery delay) and takes one again when the wait is over, so waiting jobs never keep
+/// runnable ones out.
 pub async fn drive(
     services: Arc<Services>,
     id: JobId,
+    slots: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), DriveError> {
     let mut driver = Driver {
@@ -75,6 +83,8 @@ pub async fn drive(
         id,
         runner: None,
         ack_not_before: Instant::now(),
+        slots,
+        slot: None,
     };
     let outcome = driver.run(&mut stop).await;
     if let Some(mut runner) = driver.runner.take() {
@@ -136,10 +146,31 @@ impl Driver {
             } else {
                 actions
             };
+            let only_waits = actions
+                .iter()
+                .all(|a| matches!(a, Action::WaitUntil { .. }));
+            if only_waits {
+                self.slot = None;
+            } else if self.slot.is_none() {
+                if *stop.borrow() {
+                    // Closing only journals; the other drivers are giving their slots back.
+                    self.slot = Arc::clone(&self.slots).acquire_owned().await.ok();
+                } else {
+                    tokio::select! {
+                        slot = Arc::clone(&self.slots).acquire_owned() => self.slot = slot.ok(),
+                        // Stopping while queued for a slot: ask the machine again.
+                        changed = stop.changed() => if changed.is_err() { return Ok(()); },
+                    }
+                }
+                // Time passed while queued: ask again with the slot held.
+                continue;
+            }
             for action in actions {
                 match action {
                     Action::Ack => self.ack(&job).await?,
                     Action::WaitUntil { until } => {
+                        // Nothing to do until then: the slot goes to another job meanwhile.
+                        self.slot = None;
                         let wait = Duration::from_millis(until.millis_since(now()).max(10));
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}

@@ -122,3 +122,65 @@ async fn a_result_pending_while_the_portal_is_down_is_delivered_once_it_is_back(
     let results = view["results"].as_array().cloned().unwrap_or_default();
     assert_eq!(results.len(), 1, "exactly one effective result: {view}");
 }
+
+/// With two job slots, two pushes that wait (a distribution that takes many polls, one second
+/// apart) do not keep a third job out: once both are polling, an import arrives, runs and
+/// reports while both still wait. (Holding the slots while waiting, the import would wait for a
+/// push to finish: 1000 polls.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_job_runs_while_two_jobs_wait() {
+    let mut case = Case::new().await;
+    assert_eq!(case.setup.concurrency, 2);
+    crate::support::e2e::init_site(
+        &case.setup.site,
+        &case.setup.share,
+        &["--distribution-polls", "1000"],
+    );
+    let slow: Vec<String> = vec![
+        case.push(
+            &app("Contoso_WaitA"),
+            "Applications/Engine",
+            package("WaitA", 50_000),
+        )
+        .await,
+        case.push(
+            &app("Contoso_WaitB"),
+            "Applications/Engine",
+            package("WaitB", 50_000),
+        )
+        .await,
+    ];
+    let (stop, daemon) = start_daemon(&case);
+    // Both pushes started their distribution and are polling it.
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        let dump = crate::support::e2e::site_dump(&case.setup.site);
+        let calls = &dump["state"]["calls"];
+        let started = calls["Start-CMContentDistribution"].as_u64().unwrap_or(0);
+        let polled = calls["Get-CMDistributionStatus"].as_u64().unwrap_or(0);
+        if started >= 2 && polled >= 4 {
+            break;
+        }
+        assert!(!daemon.is_finished(), "the daemon stopped");
+        assert!(
+            std::time::Instant::now() < until,
+            "the pushes never polled: {calls}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let third = case.import(&[]).await;
+    let result = case.wait_for_result(&third, || !daemon.is_finished()).await;
+    assert_ok(&result);
+    for id in &slow {
+        let view = case.portal.command(id).await;
+        assert!(
+            view["effective_result"].is_null(),
+            "{id} should still be waiting for its distribution: {view}"
+        );
+    }
+    let _ = stop.send(());
+    daemon
+        .await
+        .expect("the daemon task")
+        .expect("the daemon stops cleanly");
+}
