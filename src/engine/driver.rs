@@ -65,6 +65,8 @@ struct Driver {
     slots: Arc<Semaphore>,
     /// The slot this job holds while it acts; given back while it only waits.
     slot: Option<OwnedSemaphorePermit>,
+    /// The daemon's stop signal, for racing short portal exchanges (acks, result deliveries).
+    stopping: watch::Receiver<bool>,
 }
 
 /// Drives job `id` until it is finished or `stop` turns true (checked between actions; a running
@@ -85,6 +87,7 @@ pub async fn drive(
         ack_not_before: Instant::now(),
         slots,
         slot: None,
+        stopping: stop.clone(),
     };
     let outcome = driver.run(&mut stop).await;
     if let Some(mut runner) = driver.runner.take() {
@@ -183,6 +186,14 @@ impl Driver {
         }
     }
 
+    /// Resolves once the daemon is stopping (never, if its signal is gone without a stop).
+    async fn stopped(&self) {
+        let mut stop = self.stopping.clone();
+        if stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     async fn ack(&mut self, job: &Job) -> Result<(), DriveError> {
         let Some(command_id) = job.command_id() else {
             return Ok(());
@@ -190,7 +201,12 @@ impl Driver {
         if Instant::now() < self.ack_not_before {
             return Ok(());
         }
-        match self.services.portal.ack(command_id).await {
+        let acked = tokio::select! {
+            acked = self.services.portal.ack(command_id) => acked,
+            // Stopping: the acknowledgement is asked for again after the restart.
+            () = self.stopped() => return Ok(()),
+        };
+        match acked {
             Ok(()) => self.record(Event::Acked).await,
             Err(e) => {
                 tracing::warn!(job = %self.id, "acknowledging command {command_id} failed: {e}");
@@ -626,12 +642,13 @@ impl Driver {
             return Err(DriveError::Missing);
         };
         self.record(Event::ReportSent { attempt }).await?;
-        let event = match self
-            .services
-            .portal
-            .send_result(&command_id, &result.idempotency_key, &result.body)
-            .await
-        {
+        let sent = tokio::select! {
+            sent = self.services.portal.send_result(&command_id, &result.idempotency_key, &result.body) => sent,
+            // Stopping: the delivery stays journaled as sent without an outcome, so the next
+            // run sends it again at once (same key, same bytes).
+            () = self.stopped() => return Ok(()),
+        };
+        let event = match sent {
             Ok(()) => Event::ReportAcknowledged,
             // A result is re-sent until the portal takes it: only a conflict (another body under
             // this key, which this connector never sends) is final.

@@ -184,3 +184,46 @@ async fn a_third_job_runs_while_two_jobs_wait() {
         .expect("the daemon task")
         .expect("the daemon stops cleanly");
 }
+
+/// A portal that accepts the connection and never answers (its poll hangs in the read timeout,
+/// then in the client's retries): SIGTERM still stops `run` at once, cleanly (exit 0, the stop
+/// journaled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_run_promptly_while_the_portal_never_answers() {
+    let dir = crate::support::temp_dir();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a listener");
+    let url = format!("http://{}", silent.local_addr().expect("its address"));
+    let setup = crate::support::e2e::Setup::new(dir.path(), &url);
+    let config = setup.write_config();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sccm-connector"))
+        .args(["run", "--config", &config.display().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run starts");
+    // The poll is in flight once the listener took its connection; it is never answered.
+    let (connection, _) = tokio::time::timeout(DEADLINE, silent.accept())
+        .await
+        .expect("the connector polls")
+        .expect("a connection");
+    let pid = child.id().expect("a pid").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(killed.success());
+    let asked = std::time::Instant::now();
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("run did not stop within 10 s of SIGTERM"))
+        .expect("run exits");
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {log}", output.status);
+    assert!(log.contains("connector stopped"), "{log}");
+    drop(connection);
+}
