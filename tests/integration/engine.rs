@@ -227,3 +227,43 @@ async fn sigterm_stops_run_promptly_while_the_portal_never_answers() {
     assert!(log.contains("connector stopped"), "{log}");
     drop(connection);
 }
+
+/// An import of a seeded application without any deployment type (its SDMPackageXML names no
+/// content location, so there is nothing to upload) reports it with an error, not silently
+/// without sources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_application_without_content_is_reported_with_an_error() {
+    let mut case = Case::new().await;
+    let seed = case.dir.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        json!({"applications": [{"name": "Contoso_NoContent", "version": "1.0"}]}).to_string(),
+    )
+    .expect("the seed is written");
+    let out = crate::support::connector(&[
+        "sim",
+        "site",
+        "--site",
+        &case.setup.site.display().to_string(),
+        "seed",
+        &seed.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "seed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    case.import(&["Contoso_NoContent".to_string()]).await;
+    let results = case.run().await;
+    assert_ok(&results[0]);
+    case.verify().await;
+    let app = &results[0]["import"]["applications"][0];
+    assert_eq!(app["name"], "Contoso_NoContent", "{}", results[0]);
+    assert!(app["upload_id"].is_null(), "{app}");
+    assert!(
+        app["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no deployment type with a content location")),
+        "{app}"
+    );
+}
