@@ -441,7 +441,7 @@ impl Engine {
                         Event::ReportDeferred {
                             attempt,
                             error: "connection reset".into(),
-                            retry_after_ms: (r % 3 == 0).then_some(r % 7_000),
+                            retry_after_ms: r.is_multiple_of(3).then_some(r % 7_000),
                             jitter_ms: (r >> 16) % 2_000,
                         }
                     }

@@ -519,64 +519,64 @@ impl Driver {
         };
         self.record(Event::StepStarted { step, attempt }).await?;
         let file = self.spool().join(format!("upload-{step}.zip"));
-        let archive = match archive {
-            Some(info)
-                if tokio::fs::metadata(&file).await.ok().map(|m| m.len()) == Some(info.size) =>
-            {
-                info
-            }
-            Some(_) => {
-                let error = "the packed archive is gone from the spool; the upload cannot be resumed with the same bytes".to_string();
-                return self
-                    .record(Event::StepFailed {
-                        step,
-                        attempt,
-                        retryable: false,
-                        error,
-                    })
-                    .await;
-            }
-            None => {
-                let _ = tokio::fs::create_dir_all(self.spool()).await;
-                let (src, dst) = (PathBuf::from(&source), file.clone());
-                match tokio::task::spawn_blocking(move || pack(&src, &dst, &PackOptions::default()))
-                    .await
+        let on_disk = tokio::fs::metadata(&file).await.ok().map(|m| m.len());
+        let (archive, upload_id) = match archive {
+            Some(info) if on_disk == Some(info.size) => (info, upload_id),
+            // The spool is re-creatable: an archive gone from it (a cleaned spool, a new disk) is
+            // packed again from the source folder and journaled, and the upload opened again.
+            // The archive is deterministic for unchanged sources, so the same bytes resume where
+            // the portal stopped; changed sources can only start over on an upload the portal
+            // holds nothing of yet.
+            Some(lost) => {
+                tracing::warn!(job = %self.id, step, file = %file.display(), "the packed archive is gone from the spool; packing it again");
+                let Some(packed) = self.pack_archive(step, attempt, &source, &file).await? else {
+                    return Ok(());
+                };
+                if packed != lost
+                    && let Some(id) = &upload_id
                 {
-                    Ok(Ok(packed)) => {
-                        self.record(Event::ArchiveBuilt {
-                            step,
-                            size: packed.size,
-                            sha256: packed.sha256.clone(),
-                        })
-                        .await?;
-                        ArchiveInfo {
-                            size: packed.size,
-                            sha256: packed.sha256,
+                    match self.services.portal.upload_status(id).await {
+                        Ok(status) if status.committed == 0 && !status.complete => {}
+                        Ok(status) => {
+                            let error = format!(
+                                "the packed archive was gone from the spool and packing the source folder again gave other bytes ({} bytes, SHA-256 {}; the upload began with {} bytes, SHA-256 {}), but the portal already holds {} bytes of upload {id}: the source folder changed; send the import again",
+                                packed.size,
+                                packed.sha256,
+                                lost.size,
+                                lost.sha256,
+                                status.committed
+                            );
+                            return self
+                                .record(Event::StepFailed {
+                                    step,
+                                    attempt,
+                                    retryable: false,
+                                    error,
+                                })
+                                .await;
+                        }
+                        Err(e) => {
+                            let retryable = e.is_retryable();
+                            return self
+                                .record(Event::StepFailed {
+                                    step,
+                                    attempt,
+                                    retryable,
+                                    error: e.to_string(),
+                                })
+                                .await;
                         }
                     }
-                    Ok(Err(e)) => {
-                        let retryable = matches!(e, crate::package::pack::PackError::Io { .. });
-                        return self
-                            .record(Event::StepFailed {
-                                step,
-                                attempt,
-                                retryable,
-                                error: e.to_string(),
-                            })
-                            .await;
-                    }
-                    Err(e) => {
-                        let error = format!("the pack task failed: {e}");
-                        return self
-                            .record(Event::StepFailed {
-                                step,
-                                attempt,
-                                retryable: true,
-                                error,
-                            })
-                            .await;
-                    }
                 }
+                // A new upload: opened (and journaled) again below, resumed from what the
+                // portal committed.
+                (packed, None)
+            }
+            None => {
+                let Some(packed) = self.pack_archive(step, attempt, &source, &file).await? else {
+                    return Ok(());
+                };
+                (packed, upload_id)
             }
         };
         let upload_id = match upload_id {
@@ -633,6 +633,50 @@ impl Driver {
             },
         };
         self.record(event).await
+    }
+
+    /// Packs `source` into `file` and journals `ArchiveBuilt`; `None` once a failure to pack is
+    /// journaled as the attempt's outcome.
+    async fn pack_archive(
+        &mut self,
+        step: StepIndex,
+        attempt: u32,
+        source: &str,
+        file: &std::path::Path,
+    ) -> Result<Option<ArchiveInfo>, DriveError> {
+        let _ = tokio::fs::create_dir_all(self.spool()).await;
+        let (src, dst) = (PathBuf::from(source), file.to_path_buf());
+        let failed =
+            match tokio::task::spawn_blocking(move || pack(&src, &dst, &PackOptions::default()))
+                .await
+            {
+                Ok(Ok(packed)) => {
+                    self.record(Event::ArchiveBuilt {
+                        step,
+                        size: packed.size,
+                        sha256: packed.sha256.clone(),
+                    })
+                    .await?;
+                    return Ok(Some(ArchiveInfo {
+                        size: packed.size,
+                        sha256: packed.sha256,
+                    }));
+                }
+                Ok(Err(e)) => Event::StepFailed {
+                    step,
+                    attempt,
+                    retryable: matches!(e, crate::package::pack::PackError::Io { .. }),
+                    error: e.to_string(),
+                },
+                Err(e) => Event::StepFailed {
+                    step,
+                    attempt,
+                    retryable: true,
+                    error: format!("the pack task failed: {e}"),
+                },
+            };
+        self.record(failed).await?;
+        Ok(None)
     }
 
     async fn report(&mut self, job: &Job, attempt: u32) -> Result<(), DriveError> {

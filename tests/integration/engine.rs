@@ -267,3 +267,63 @@ async fn an_imported_application_without_content_is_reported_with_an_error() {
         "{app}"
     );
 }
+
+/// Every `upload-*.zip` under `dir`, recursively.
+fn upload_archives(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(upload_archives(&path));
+        } else if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("upload-") && n.ends_with(".zip"))
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// An import's upload is interrupted (part of the archive committed, then the connection keeps
+/// breaking) and the connector stopped; the spool's archive is deleted between the runs. The
+/// next run packs the source again (the same bytes), opens the upload again and finishes it
+/// from where the portal stopped: the sources arrive complete, no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_spool_archive_vanished_is_packed_again_and_finished() {
+    let mut case = Case::new().await;
+    let name = app("Contoso_Respool");
+    let zip = package("Respool", 2 << 20);
+    case.push(&name, "Applications/Engine", zip).await;
+    let first = case.commands.clone();
+    let pushed = case.run_until(&first).await;
+    assert_ok(&pushed[0]);
+    let import = case.import(std::slice::from_ref(&name)).await;
+    case.portal
+        .set_faults(json!({"faults": [
+            {"kind": "reset", "after_bytes": 300_000, "path": "/api/connector/v1/uploads/", "method": "PUT", "times": 1},
+            {"kind": "reset", "after_bytes": 0, "path": "/api/connector/v1/uploads/", "method": "PUT", "times": 1000},
+        ]}))
+        .await;
+    case.run_stopped_when(async {
+        case.portal
+            .wait_for_requests(5, "PUT", "/api/connector/v1/uploads/")
+            .await;
+    })
+    .await;
+    assert!(case.portal.command(&import).await["effective_result"].is_null());
+    let archives = upload_archives(&case.setup.spool());
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    std::fs::remove_file(&archives[0]).expect("the archive is deleted");
+
+    case.portal.set_faults(json!({"faults": []})).await;
+    let results = case.run().await;
+    assert_ok(&results[1]);
+    case.verify().await;
+    let app = &results[1]["import"]["applications"][0];
+    assert!(app["error"].is_null(), "{app}");
+    let upload_id = app["upload_id"].as_str().expect("an upload id");
+    let upload = case.portal.upload_info(upload_id).await;
+    assert_eq!(upload["complete"], true, "{upload}");
+}
