@@ -135,8 +135,8 @@ pub async fn run_observed(
             stop_rx.clone(),
         );
         tasks.spawn(async move {
-            let _slot = slots.acquire_owned().await.ok();
-            let outcome = drive(services, id, stop).await;
+            // The driver holds a slot only while its job acts (not while it waits).
+            let outcome = drive(services, id, slots, stop).await;
             running
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -160,16 +160,32 @@ pub async fn run_observed(
 
     tokio::pin!(shutdown);
     let mut fatal = None;
-    loop {
-        let poll = services.portal.poll().await;
+    'polling: loop {
+        // Every wait on the portal races the stop signal: a portal that accepts and never
+        // answers must not hold a stop for its read timeouts and retries.
+        let poll = tokio::select! {
+            _ = &mut shutdown => break 'polling,
+            poll = services.portal.poll() => poll,
+        };
         metrics.poll_done(poll.is_ok(), now());
         match &poll {
             Ok(answer) => {
                 for raw in &answer.commands {
                     let bytes = raw.get().as_bytes().to_vec();
+                    // Journaling is not raced: a command is journaled whole or not at all.
                     match receive(&services, bytes).await {
-                        Ok(Some(id)) => spawn(&mut tasks, id),
-                        Ok(None) => {}
+                        Ok(Received::New(id)) => spawn(&mut tasks, id),
+                        Ok(Received::Held) => {}
+                        Ok(Received::AckAgain(command_id)) => {
+                            tokio::select! {
+                                _ = &mut shutdown => break 'polling,
+                                acked = services.portal.ack(&command_id) => {
+                                    if let Err(e) = acked {
+                                        tracing::warn!("re-acknowledging command {command_id} failed: {e}");
+                                    }
+                                }
+                            }
+                        }
                         Err(e) => {
                             fatal = Some(e);
                             break;
@@ -306,9 +322,20 @@ async fn record(store: &Store, job: JobId, event: Event) -> Result<(), StoreErro
         .unwrap_or_else(|e| Err(StoreError::Encode(format!("the journal task failed: {e}"))))
 }
 
-/// Journals a delivered command; returns the new job, or `None` for a command already held
-/// (which is acknowledged again: the portal re-delivers until it sees the acknowledgement).
-async fn receive(services: &Services, raw: Vec<u8>) -> Result<Option<JobId>, DaemonError> {
+/// What became of a delivered command.
+enum Received {
+    /// Journaled as a new job.
+    New(JobId),
+    /// Already held, not acknowledged yet (its driver acknowledges it).
+    Held,
+    /// Already held (or archived) and acknowledged: the portal did not see the acknowledgement,
+    /// so the caller acknowledges it again (raced against the stop signal).
+    AckAgain(String),
+}
+
+/// Journals a delivered command; returns the new job, or what to do about a command already
+/// held (the portal re-delivers until it sees the acknowledgement).
+async fn receive(services: &Services, raw: Vec<u8>) -> Result<Received, DaemonError> {
     let peeked = peek(&raw);
     let existing = peeked
         .command_id
@@ -316,10 +343,11 @@ async fn receive(services: &Services, raw: Vec<u8>) -> Result<Option<JobId>, Dae
         .and_then(|c| services.store.job_for_command(c).map(|job| (c, job)));
     if let Some((command_id, job)) = existing {
         let acked = services.store.job(job).is_some_and(|j| j.is_acked());
-        if acked && let Err(e) = services.portal.ack(command_id).await {
-            tracing::warn!("re-acknowledging command {command_id} failed: {e}");
-        }
-        return Ok(None);
+        return Ok(if acked {
+            Received::AckAgain(command_id.to_string())
+        } else {
+            Received::Held
+        });
     }
     // A command whose job retention archived long ago: it ran, it was acknowledged.
     let archived = peeked
@@ -328,10 +356,7 @@ async fn receive(services: &Services, raw: Vec<u8>) -> Result<Option<JobId>, Dae
         .and_then(|c| services.store.archived_for_command(c).map(|job| (c, job)));
     if let Some((command_id, job)) = archived {
         tracing::warn!(%job, "command {command_id} delivered again after its job was archived; acknowledging it, not running it");
-        if let Err(e) = services.portal.ack(command_id).await {
-            tracing::warn!("re-acknowledging command {command_id} failed: {e}");
-        }
-        return Ok(None);
+        return Ok(Received::AckAgain(command_id.to_string()));
     }
     let id = JobId(uuid::Uuid::new_v4());
     tracing::info!(job = %id, command = peeked.command_id.as_deref().unwrap_or("(no id)"), kind = ?peeked.kind, "command received");
@@ -359,5 +384,5 @@ async fn receive(services: &Services, raw: Vec<u8>) -> Result<Option<JobId>, Dae
         tracing::warn!(job = %id, "{reason}");
         record(&services.store, id, Event::CommandRejected { reason }).await?;
     }
-    Ok(Some(id))
+    Ok(Received::New(id))
 }

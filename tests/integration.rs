@@ -79,3 +79,8 @@ mod audit;
 /// runs; the operator's view of it; its command delivered again and not run.
 #[path = "integration/retention.rs"]
 mod retention;
+
+/// The engine end to end: progress posts, results through portal downtime, job slots released
+/// while waiting, prompt shutdown, broken applications in an import, a vanished spool archive.
+#[path = "integration/engine.rs"]
+mod engine;

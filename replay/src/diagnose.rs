@@ -168,6 +168,16 @@ fn summarize(event: &Event, names: &[String]) -> String {
             if *retryable { "will retry" } else { "refused" },
             one_line(error, 120)
         ),
+        Event::ReportDeferred {
+            attempt,
+            error,
+            retry_after_ms,
+            ..
+        } => format!(
+            "result delivery attempt {attempt} failed (will retry{}): {}",
+            retry_after_ms.map_or(String::new(), |ms| format!(", not before {ms} ms")),
+            one_line(error, 120)
+        ),
         Event::ReportAcknowledged => "portal acknowledged the result".into(),
         Event::JobFinished { status, delivered } => {
             format!(

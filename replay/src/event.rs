@@ -119,7 +119,10 @@ pub enum Event {
     },
     /// Intent: attempt `attempt` to deliver the result is about to be sent.
     ReportSent { attempt: u32 },
-    /// Delivery attempt `attempt` failed.
+    /// Delivery attempt `attempt` failed. `retryable: false` closes the job as undelivered (a
+    /// `409`: another body under the key). Retryable failures are journaled as
+    /// [`Event::ReportDeferred`] since it exists; `ReportFailed{retryable: true}` of older
+    /// journals still folds (backoff only, no jitter, no `Retry-After`).
     ReportFailed {
         attempt: u32,
         retryable: bool,
@@ -140,6 +143,20 @@ pub enum Event {
     JobsArchived {
         archive: String,
         jobs: Vec<ArchivedJob>,
+    },
+
+    /// Delivery attempt `attempt` failed transiently; the result is sent again (same key, same
+    /// bytes) after [`Backoff::retry_delay_ms`]: the result's backoff for this failure, less
+    /// `jitter_ms` (drawn by the engine; at most half the backoff counts), never sooner than
+    /// the portal's `Retry-After` (`retry_after_ms`).
+    ///
+    /// Appended last: events are encoded by variant index, so adding a variant at the end keeps
+    /// every older journal decodable.
+    ReportDeferred {
+        attempt: u32,
+        error: String,
+        retry_after_ms: Option<u64>,
+        jitter_ms: u64,
     },
 }
 
@@ -176,6 +193,7 @@ impl Event {
             Event::ResultReady { .. } => "ResultReady",
             Event::ReportSent { .. } => "ReportSent",
             Event::ReportFailed { .. } => "ReportFailed",
+            Event::ReportDeferred { .. } => "ReportDeferred",
             Event::ReportAcknowledged => "ReportAcknowledged",
             Event::JobFinished { .. } => "JobFinished",
             Event::JobsArchived { .. } => "JobsArchived",

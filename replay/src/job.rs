@@ -257,18 +257,28 @@ impl Job {
                 self.report.failures = self.report.failures.saturating_add(1);
                 self.report.last_error = Some(error.clone());
                 if *retryable {
-                    let backoff = self.result.as_ref().map_or(
-                        Backoff {
-                            initial_ms: 0,
-                            max_ms: 0,
-                        },
-                        |r| r.retry,
-                    );
-                    self.report.retry_at =
-                        Some(at.plus_millis(backoff.delay_ms(self.report.failures)));
+                    let delay = self.report_backoff().delay_ms(self.report.failures);
+                    self.report.retry_at = Some(at.plus_millis(delay));
                 } else {
                     self.signal(Signal::ReportSettled { delivered: false })?;
                 }
+            }
+            Event::ReportDeferred {
+                attempt,
+                error,
+                retry_after_ms,
+                jitter_ms,
+            } => {
+                self.expect_report_in_flight(&entry.event, *attempt)?;
+                self.report.in_flight = false;
+                self.report.failures = self.report.failures.saturating_add(1);
+                self.report.last_error = Some(error.clone());
+                let delay = self.report_backoff().retry_delay_ms(
+                    self.report.failures,
+                    *jitter_ms,
+                    *retry_after_ms,
+                );
+                self.report.retry_at = Some(at.plus_millis(delay));
             }
             Event::ReportAcknowledged => {
                 let attempt = self.report.attempts;
@@ -293,6 +303,17 @@ impl Job {
         self.events += 1;
         self.last_event_at = at;
         Ok(())
+    }
+
+    /// The result's delivery backoff (none before a result exists).
+    fn report_backoff(&self) -> Backoff {
+        self.result.as_ref().map_or(
+            Backoff {
+                initial_ms: 0,
+                max_ms: 0,
+            },
+            |r| r.retry,
+        )
     }
 
     fn invalid(&self, event: &Event) -> ReplayError {
@@ -570,5 +591,51 @@ impl Job {
     }
     pub fn report(&self) -> &ReportLane {
         &self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{History, push_plan};
+    use crate::{Action, Event, JobKind, ResultStatus};
+
+    /// A pending report deferred at `at` with this jitter and Retry-After: when is it re-sent?
+    fn deferred(jitter_ms: u64, retry_after_ms: Option<u64>) -> (i64, Vec<Action>) {
+        let mut history = History::received(1, JobKind::Push, "cmd-deferred");
+        history
+            .acked()
+            .planned(0, push_plan())
+            .run_ok(0..8)
+            .result(ResultStatus::Ok)
+            .event(Event::ReportSent { attempt: 1 })
+            .event(Event::ReportDeferred {
+                attempt: 1,
+                error: "503 Service Unavailable".into(),
+                retry_after_ms,
+                jitter_ms,
+            });
+        let history = history.build();
+        let at = history.entries.last().map_or(0, |e| e.at.0);
+        let job = history.fold().expect("folds");
+        (at, job.next_actions(crate::Timestamp(at)))
+    }
+
+    fn wait_ms(at: i64, actions: &[Action]) -> i64 {
+        match actions {
+            [Action::WaitUntil { until }] => until.0 - at,
+            other => panic!("expected one wait, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_deferred_report_waits_its_jittered_backoff_and_never_less_than_retry_after() {
+        let backoff = crate::testkit::TEST_REPORT_BACKOFF.delay_ms(1) as i64;
+        let (at, actions) = deferred(0, None);
+        assert_eq!(wait_ms(at, &actions), backoff);
+        let (at, actions) = deferred(10, None);
+        assert_eq!(wait_ms(at, &actions), backoff - 10);
+        let floor = backoff * 20;
+        let (at, actions) = deferred(10, Some(floor as u64));
+        assert_eq!(wait_ms(at, &actions), floor, "Retry-After is a floor");
     }
 }

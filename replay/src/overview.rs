@@ -586,6 +586,19 @@ fn portal_exchange(entries: &[Entry]) -> PortalExchange {
                     d.error = Some(error.clone());
                 }
             }
+            Event::ReportDeferred { attempt, error, .. } => {
+                if let Some(d) = exchange
+                    .deliveries
+                    .iter_mut()
+                    .rev()
+                    .find(|d| d.attempt == *attempt)
+                {
+                    d.outcome = "failed";
+                    d.answered_at = Some(entry.at);
+                    d.retryable = Some(true);
+                    d.error = Some(error.clone());
+                }
+            }
             Event::ReportAcknowledged => {
                 if let Some(d) = exchange.deliveries.last_mut() {
                     d.outcome = "acknowledged";

@@ -84,6 +84,20 @@ impl Backoff {
             .saturating_mul(1u64 << doublings)
             .min(self.max_ms)
     }
+
+    /// The pause before the next attempt after the `failures`-th consecutive failure: the
+    /// backoff less `jitter_ms` (at most half of it counts, so the pause is in `[d/2, d]`), and
+    /// never shorter than `retry_after_ms`.
+    pub fn retry_delay_ms(
+        &self,
+        failures: u32,
+        jitter_ms: u64,
+        retry_after_ms: Option<u64>,
+    ) -> u64 {
+        let delay = self.delay_ms(failures);
+        let jittered = delay - jitter_ms.min(delay / 2);
+        jittered.max(retry_after_ms.unwrap_or(0))
+    }
 }
 
 /// How often a step may be tried.
@@ -125,5 +139,21 @@ mod tests {
         let delays: Vec<u64> = (1..=6).map(|n| backoff.delay_ms(n)).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1_000, 1_000]);
         assert_eq!(backoff.delay_ms(u32::MAX), 1_000);
+    }
+
+    #[test]
+    fn retry_delay_is_jittered_within_half_and_floored_by_retry_after() {
+        let backoff = Backoff {
+            initial_ms: 1_000,
+            max_ms: 8_000,
+        };
+        assert_eq!(backoff.retry_delay_ms(1, 0, None), 1_000);
+        assert_eq!(backoff.retry_delay_ms(1, 300, None), 700);
+        // At most half the backoff is taken off, whatever the jitter says.
+        assert_eq!(backoff.retry_delay_ms(2, 60_000, None), 1_000);
+        // Retry-After is a floor, above the backoff too.
+        assert_eq!(backoff.retry_delay_ms(1, 300, Some(900)), 900);
+        assert_eq!(backoff.retry_delay_ms(1, 0, Some(30_000)), 30_000);
+        assert_eq!(backoff.retry_delay_ms(4, 0, Some(10)), 8_000);
     }
 }

@@ -134,8 +134,10 @@ fn delivery_outcome(seed: u64, job: u128, failures: u32) -> DeliveryOutcome {
 /// What outlives a crash: SCCM, the portal.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct World {
-    /// Effects of guarded steps, and how many times each was actually applied.
+    /// Effects of steps, and how many times each was actually applied (every act counts).
     effects: BTreeMap<(u128, u32), u32>,
+    /// A world whose steps do not check before they act (only to show the checker can fail).
+    unguarded: bool,
     /// Commands the portal has seen acknowledged.
     acked: BTreeSet<u128>,
     /// Results stored by the portal: key → (body, deliveries).
@@ -145,9 +147,23 @@ struct World {
 }
 
 impl World {
-    fn guarded_effect(&mut self, job: u128, step: u32) {
-        // Check before act: the effect is applied only if it does not exist yet.
-        self.effects.entry((job, step)).or_insert(1);
+    /// A step's effect: the guard looks at the world first (as every production script does with
+    /// its "already there?" lookup) and acts only if the effect is absent; every act is counted.
+    fn step_effect(&mut self, job: u128, step: u32) {
+        if !self.unguarded && self.effects.contains_key(&(job, step)) {
+            return;
+        }
+        *self.effects.entry((job, step)).or_insert(0) += 1;
+    }
+
+    /// Every effect that was applied was applied exactly once.
+    fn check_effects_applied_once(&self) -> Result<(), String> {
+        match self.effects.iter().find(|(_, count)| **count != 1) {
+            Some(((job, step), count)) => Err(format!(
+                "job {job} step {step}: effect applied {count} times"
+            )),
+            None => Ok(()),
+        }
     }
 
     fn deliver(&mut self, key: &str, body: &str) {
@@ -420,10 +436,13 @@ impl Engine {
                 let event = match outcome {
                     DeliveryOutcome::Acknowledged => Event::ReportAcknowledged,
                     DeliveryOutcome::Lost | DeliveryOutcome::StoredResponseLost => {
-                        Event::ReportFailed {
+                        // The engine draws the jitter and reads Retry-After; both are data.
+                        let r = splitmix(self.seed ^ key as u64 ^ u64::from(failures));
+                        Event::ReportDeferred {
                             attempt,
-                            retryable: true,
                             error: "connection reset".into(),
+                            retry_after_ms: r.is_multiple_of(3).then_some(r % 7_000),
+                            jitter_ms: (r >> 16) % 2_000,
                         }
                     }
                     DeliveryOutcome::Refused => Event::ReportFailed {
@@ -474,7 +493,7 @@ impl Engine {
             StepOutcome::Succeed | StepOutcome::ActThenFailRetryable
         ) {
             self.op()?;
-            self.world.guarded_effect(key, step);
+            self.world.step_effect(key, step);
         }
         let output = format!("{{\"step\":{step}}}");
         let event = match outcome {
@@ -589,6 +608,9 @@ impl Engine {
             self.world.conflicts, 0,
             "a result was re-sent with another body under the same key"
         );
+        if let Err(e) = self.world.check_effects_applied_once() {
+            panic!("{e}");
+        }
         assert_eq!(self.fleet.quarantined().count(), 0);
         for (index, _) in self.commands.iter().enumerate() {
             let id = job_id(index);
@@ -672,6 +694,40 @@ fn run(scenario: &Scenario, crash_points: BTreeSet<usize>) -> Engine {
     let mut engine = Engine::new(scenario, crash_points);
     engine.run();
     engine
+}
+
+/// The "applied once" check can fail: without the guard, a step that acted and then failed
+/// (or was interrupted after acting) applies its effect again on the retry, and the checker
+/// names it. With the guard, the same runs pass.
+#[test]
+fn an_unguarded_world_double_applies_and_the_check_reports_it() {
+    let mut reported = 0;
+    for seed in 0..64u64 {
+        let scenario = Scenario {
+            commands: vec![Command::Push],
+            seed,
+        };
+        let reference = run(&scenario, BTreeSet::new());
+        // A crash right after the first effect was applied: the step is re-run.
+        let after_first_effect = reference.ops / 2;
+        for crash_points in [BTreeSet::new(), BTreeSet::from([after_first_effect])] {
+            let mut guarded = Engine::new(&scenario, crash_points.clone());
+            guarded.run();
+            assert_eq!(guarded.world.check_effects_applied_once(), Ok(()));
+
+            let mut unguarded = Engine::new(&scenario, crash_points);
+            unguarded.world.unguarded = true;
+            unguarded.run();
+            if let Err(e) = unguarded.world.check_effects_applied_once() {
+                assert!(e.contains("effect applied"), "{e}");
+                reported += 1;
+            }
+        }
+    }
+    assert!(
+        reported > 0,
+        "no unguarded run double-applied an effect: the check is not exercised"
+    );
 }
 
 proptest! {

@@ -13,7 +13,7 @@ use super::store::{Store, StoreError};
 use crate::config::Config;
 use crate::package::pack::{PackOptions, pack};
 use crate::package::unpack::{Unpacked, unpack};
-use crate::portal::client::PortalClient;
+use crate::portal::client::{PortalClient, ProgressTarget};
 use crate::portal::download::Download;
 use crate::portal::error::PortalError;
 use crate::portal::outbox::idempotency_key;
@@ -25,7 +25,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// What drivers share.
 #[derive(Debug)]
@@ -61,13 +61,23 @@ struct Driver {
     id: JobId,
     runner: Option<Runner>,
     ack_not_before: Instant,
+    /// The daemon's job slots (`[engine] concurrency`).
+    slots: Arc<Semaphore>,
+    /// The slot this job holds while it acts; given back while it only waits.
+    slot: Option<OwnedSemaphorePermit>,
+    /// The daemon's stop signal, for racing short portal exchanges (acks, result deliveries).
+    stopping: watch::Receiver<bool>,
 }
 
 /// Drives job `id` until it is finished or `stop` turns true (checked between actions; a running
-/// step is let finish or time out).
+/// step is let finish or time out). The job acts only while it holds one of `slots`; it gives
+/// its slot back while it merely waits (a backoff, a distribution poll interval, a result's
+/// redelivery delay) and takes one again when the wait is over, so waiting jobs never keep
+/// runnable ones out.
 pub async fn drive(
     services: Arc<Services>,
     id: JobId,
+    slots: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), DriveError> {
     let mut driver = Driver {
@@ -75,6 +85,9 @@ pub async fn drive(
         id,
         runner: None,
         ack_not_before: Instant::now(),
+        slots,
+        slot: None,
+        stopping: stop.clone(),
     };
     let outcome = driver.run(&mut stop).await;
     if let Some(mut runner) = driver.runner.take() {
@@ -136,10 +149,31 @@ impl Driver {
             } else {
                 actions
             };
+            let only_waits = actions
+                .iter()
+                .all(|a| matches!(a, Action::WaitUntil { .. }));
+            if only_waits {
+                self.slot = None;
+            } else if self.slot.is_none() {
+                if *stop.borrow() {
+                    // Closing only journals; the other drivers are giving their slots back.
+                    self.slot = Arc::clone(&self.slots).acquire_owned().await.ok();
+                } else {
+                    tokio::select! {
+                        slot = Arc::clone(&self.slots).acquire_owned() => self.slot = slot.ok(),
+                        // Stopping while queued for a slot: ask the machine again.
+                        changed = stop.changed() => if changed.is_err() { return Ok(()); },
+                    }
+                }
+                // Time passed while queued: ask again with the slot held.
+                continue;
+            }
             for action in actions {
                 match action {
                     Action::Ack => self.ack(&job).await?,
                     Action::WaitUntil { until } => {
+                        // Nothing to do until then: the slot goes to another job meanwhile.
+                        self.slot = None;
                         let wait = Duration::from_millis(until.millis_since(now()).max(10));
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
@@ -152,6 +186,14 @@ impl Driver {
         }
     }
 
+    /// Resolves once the daemon is stopping (never, if its signal is gone without a stop).
+    async fn stopped(&self) {
+        let mut stop = self.stopping.clone();
+        if stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     async fn ack(&mut self, job: &Job) -> Result<(), DriveError> {
         let Some(command_id) = job.command_id() else {
             return Ok(());
@@ -159,7 +201,12 @@ impl Driver {
         if Instant::now() < self.ack_not_before {
             return Ok(());
         }
-        match self.services.portal.ack(command_id).await {
+        let acked = tokio::select! {
+            acked = self.services.portal.ack(command_id) => acked,
+            // Stopping: the acknowledgement is asked for again after the restart.
+            () = self.stopped() => return Ok(()),
+        };
+        match acked {
             Ok(()) => self.record(Event::Acked).await,
             Err(e) => {
                 tracing::warn!(job = %self.id, "acknowledging command {command_id} failed: {e}");
@@ -172,6 +219,14 @@ impl Driver {
     fn step(job: &Job, step: StepIndex) -> Result<(String, StepKind), DriveError> {
         let state = job.step(step).ok_or(DriveError::Missing)?;
         Ok((state.step.name.clone(), state.step.kind.clone()))
+    }
+
+    /// Where a transfer's best-effort progress posts go: the job's command, under the step's name.
+    fn progress_target(job: &Job, step: String) -> Option<ProgressTarget> {
+        job.command_id().map(|command_id| ProgressTarget {
+            command_id: command_id.to_string(),
+            step,
+        })
     }
 
     fn spool(&self) -> PathBuf {
@@ -303,7 +358,7 @@ impl Driver {
         attempt: u32,
         from_offset: u64,
     ) -> Result<(), DriveError> {
-        let (_, kind) = Self::step(job, step)?;
+        let (name, kind) = Self::step(job, step)?;
         let StepKind::Download {
             url,
             size,
@@ -318,7 +373,8 @@ impl Driver {
         if let Some(dir) = dest.parent() {
             let _ = tokio::fs::create_dir_all(dir).await;
         }
-        let request = Download::new(url, &dest, size, sha256).resume_from(from_offset);
+        let mut request = Download::new(url, &dest, size, sha256).resume_from(from_offset);
+        request.progress = Self::progress_target(job, name);
         let result = self
             .services
             .portal
@@ -450,7 +506,7 @@ impl Driver {
         archive: Option<ArchiveInfo>,
         upload_id: Option<String>,
     ) -> Result<(), DriveError> {
-        let (_, kind) = Self::step(job, step)?;
+        let (name, kind) = Self::step(job, step)?;
         let StepKind::Upload {
             application,
             source,
@@ -463,64 +519,64 @@ impl Driver {
         };
         self.record(Event::StepStarted { step, attempt }).await?;
         let file = self.spool().join(format!("upload-{step}.zip"));
-        let archive = match archive {
-            Some(info)
-                if tokio::fs::metadata(&file).await.ok().map(|m| m.len()) == Some(info.size) =>
-            {
-                info
-            }
-            Some(_) => {
-                let error = "the packed archive is gone from the spool; the upload cannot be resumed with the same bytes".to_string();
-                return self
-                    .record(Event::StepFailed {
-                        step,
-                        attempt,
-                        retryable: false,
-                        error,
-                    })
-                    .await;
-            }
-            None => {
-                let _ = tokio::fs::create_dir_all(self.spool()).await;
-                let (src, dst) = (PathBuf::from(&source), file.clone());
-                match tokio::task::spawn_blocking(move || pack(&src, &dst, &PackOptions::default()))
-                    .await
+        let on_disk = tokio::fs::metadata(&file).await.ok().map(|m| m.len());
+        let (archive, upload_id) = match archive {
+            Some(info) if on_disk == Some(info.size) => (info, upload_id),
+            // The spool is re-creatable: an archive gone from it (a cleaned spool, a new disk) is
+            // packed again from the source folder and journaled, and the upload opened again.
+            // The archive is deterministic for unchanged sources, so the same bytes resume where
+            // the portal stopped; changed sources can only start over on an upload the portal
+            // holds nothing of yet.
+            Some(lost) => {
+                tracing::warn!(job = %self.id, step, file = %file.display(), "the packed archive is gone from the spool; packing it again");
+                let Some(packed) = self.pack_archive(step, attempt, &source, &file).await? else {
+                    return Ok(());
+                };
+                if packed != lost
+                    && let Some(id) = &upload_id
                 {
-                    Ok(Ok(packed)) => {
-                        self.record(Event::ArchiveBuilt {
-                            step,
-                            size: packed.size,
-                            sha256: packed.sha256.clone(),
-                        })
-                        .await?;
-                        ArchiveInfo {
-                            size: packed.size,
-                            sha256: packed.sha256,
+                    match self.services.portal.upload_status(id).await {
+                        Ok(status) if status.committed == 0 && !status.complete => {}
+                        Ok(status) => {
+                            let error = format!(
+                                "the packed archive was gone from the spool and packing the source folder again gave other bytes ({} bytes, SHA-256 {}; the upload began with {} bytes, SHA-256 {}), but the portal already holds {} bytes of upload {id}: the source folder changed; send the import again",
+                                packed.size,
+                                packed.sha256,
+                                lost.size,
+                                lost.sha256,
+                                status.committed
+                            );
+                            return self
+                                .record(Event::StepFailed {
+                                    step,
+                                    attempt,
+                                    retryable: false,
+                                    error,
+                                })
+                                .await;
+                        }
+                        Err(e) => {
+                            let retryable = e.is_retryable();
+                            return self
+                                .record(Event::StepFailed {
+                                    step,
+                                    attempt,
+                                    retryable,
+                                    error: e.to_string(),
+                                })
+                                .await;
                         }
                     }
-                    Ok(Err(e)) => {
-                        let retryable = matches!(e, crate::package::pack::PackError::Io { .. });
-                        return self
-                            .record(Event::StepFailed {
-                                step,
-                                attempt,
-                                retryable,
-                                error: e.to_string(),
-                            })
-                            .await;
-                    }
-                    Err(e) => {
-                        let error = format!("the pack task failed: {e}");
-                        return self
-                            .record(Event::StepFailed {
-                                step,
-                                attempt,
-                                retryable: true,
-                                error,
-                            })
-                            .await;
-                    }
                 }
+                // A new upload: opened (and journaled) again below, resumed from what the
+                // portal committed.
+                (packed, None)
+            }
+            None => {
+                let Some(packed) = self.pack_archive(step, attempt, &source, &file).await? else {
+                    return Ok(());
+                };
+                (packed, upload_id)
             }
         };
         let upload_id = match upload_id {
@@ -552,7 +608,8 @@ impl Driver {
                 }
             },
         };
-        let request = Upload::new(&upload_id, &file, archive.size, &archive.sha256);
+        let mut request = Upload::new(&upload_id, &file, archive.size, &archive.sha256);
+        request.progress = Self::progress_target(job, name);
         let result = self
             .services
             .portal
@@ -578,6 +635,50 @@ impl Driver {
         self.record(event).await
     }
 
+    /// Packs `source` into `file` and journals `ArchiveBuilt`; `None` once a failure to pack is
+    /// journaled as the attempt's outcome.
+    async fn pack_archive(
+        &mut self,
+        step: StepIndex,
+        attempt: u32,
+        source: &str,
+        file: &std::path::Path,
+    ) -> Result<Option<ArchiveInfo>, DriveError> {
+        let _ = tokio::fs::create_dir_all(self.spool()).await;
+        let (src, dst) = (PathBuf::from(source), file.to_path_buf());
+        let failed =
+            match tokio::task::spawn_blocking(move || pack(&src, &dst, &PackOptions::default()))
+                .await
+            {
+                Ok(Ok(packed)) => {
+                    self.record(Event::ArchiveBuilt {
+                        step,
+                        size: packed.size,
+                        sha256: packed.sha256.clone(),
+                    })
+                    .await?;
+                    return Ok(Some(ArchiveInfo {
+                        size: packed.size,
+                        sha256: packed.sha256,
+                    }));
+                }
+                Ok(Err(e)) => Event::StepFailed {
+                    step,
+                    attempt,
+                    retryable: matches!(e, crate::package::pack::PackError::Io { .. }),
+                    error: e.to_string(),
+                },
+                Err(e) => Event::StepFailed {
+                    step,
+                    attempt,
+                    retryable: true,
+                    error: format!("the pack task failed: {e}"),
+                },
+            };
+        self.record(failed).await?;
+        Ok(None)
+    }
+
     async fn report(&mut self, job: &Job, attempt: u32) -> Result<(), DriveError> {
         let (Some(result), Some(command_id)) =
             (job.result().cloned(), job.command_id().map(str::to_string))
@@ -585,20 +686,44 @@ impl Driver {
             return Err(DriveError::Missing);
         };
         self.record(Event::ReportSent { attempt }).await?;
-        let event = match self
-            .services
-            .portal
-            .send_result(&command_id, &result.idempotency_key, &result.body)
-            .await
-        {
+        let sent = tokio::select! {
+            sent = self.services.portal.send_result(&command_id, &result.idempotency_key, &result.body) => sent,
+            // Stopping: the delivery stays journaled as sent without an outcome, so the next
+            // run sends it again at once (same key, same bytes).
+            () = self.stopped() => return Ok(()),
+        };
+        let event = match sent {
             Ok(()) => Event::ReportAcknowledged,
             // A result is re-sent until the portal takes it: only a conflict (another body under
             // this key, which this connector never sends) is final.
-            Err(e) => Event::ReportFailed {
-                attempt,
-                retryable: !matches!(e, PortalError::Conflict { .. }),
-                error: e.to_string(),
-            },
+            Err(e @ PortalError::Conflict { .. }) => {
+                tracing::error!(job = %self.id, "the portal refused the result of {command_id} for good: {e}");
+                Event::ReportFailed {
+                    attempt,
+                    retryable: false,
+                    error: e.to_string(),
+                }
+            }
+            // Everything else (transport errors, 5xx, 429, 401, other 4xx) is sent again: the
+            // jitter is drawn here and journaled, Retry-After is journaled, `replay` sets the time.
+            Err(e) => {
+                let failures = job.report().failures.saturating_add(1);
+                let backoff = result.retry.delay_ms(failures);
+                let jitter_ms = fastrand::u64(0..=backoff / 2);
+                let retry_after_ms = e
+                    .retry_after()
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let wait = result
+                    .retry
+                    .retry_delay_ms(failures, jitter_ms, retry_after_ms);
+                tracing::warn!(job = %self.id, "result of {command_id} not delivered ({e}); again in {} s", wait / 1000);
+                Event::ReportDeferred {
+                    attempt,
+                    error: e.to_string(),
+                    retry_after_ms,
+                    jitter_ms,
+                }
+            }
         };
         self.record(event).await
     }

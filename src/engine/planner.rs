@@ -166,7 +166,12 @@ fn plan_metadata(job: &Job, i: &Import, ctx: &PlanContext) -> Vec<Step> {
         .0
         .into_iter()
         .filter_map(|found| {
-            let script = import::read_metadata(i, &ctx.access, &found.name, found.ci_id).ok()?;
+            // Not planned: the result reports the application with an error instead.
+            let script = import::read_metadata(i, &ctx.access, &found.name, found.ci_id)
+                .inspect_err(|e| {
+                    tracing::warn!(application = %found.name, ci_id = found.ci_id, "no metadata step for this application: {e}");
+                })
+                .ok()?;
             let mut step = script_step(script, None, false);
             step.name = format!("{} {}", names::READ_METADATA, found.ci_id);
             Some(step)
@@ -185,6 +190,8 @@ fn plan_uploads(job: &Job, i: &Import, ctx: &PlanContext) -> Vec<Step> {
         .filter_map(|out| {
             let name = text(&out, "name")?;
             let ci_id = number(&out, "ci_id")?;
+            // An application whose metadata cannot be read or names no content is not uploaded;
+            // the result reports it with an error (`result::import_result`).
             let metadata = crate::sdm::parse(&text(&out, "sdm_package_xml")?).ok()?;
             let location = metadata.content_location()?.to_string();
             Some(Step {

@@ -119,15 +119,40 @@ fn import_result(job: &Job, i: &command::Import) -> Value {
             let container = model_of.get(&u64::from(found.ci_id)).and_then(|m| membership.get(m)).cloned();
             let metadata_step = job.steps().iter().find(|s| s.step.name == format!("{} {}", names::READ_METADATA, found.ci_id));
             let upload_step = job.steps().iter().find(|s| s.step.name == format!("{} {}", names::UPLOAD, found.ci_id));
-            let metadata = metadata_step
+            let parsed = metadata_step
                 .and_then(|s| super::outputs::parse_object(s.output()?))
-                .and_then(|o| crate::sdm::parse(&text(&o, "sdm_package_xml")?).ok());
+                .map(|o| match text(&o, "sdm_package_xml") {
+                    Some(xml) => crate::sdm::parse(&xml).map_err(|e| e.to_string()),
+                    None => Err("the application has no SDMPackageXML".to_string()),
+                });
             let mut errors = Vec::new();
             for step in [metadata_step, upload_step].into_iter().flatten() {
                 if let Some(e) = step.last_error().filter(|_| step.output().is_none()) {
                     errors.push(format!("{}: {e}", step.step.name));
                 }
             }
+            // What the planner could not plan is reported too: an application is never silently
+            // left without metadata or sources.
+            let read_metadata = format!("{} {}", names::READ_METADATA, found.ci_id);
+            match (&parsed, metadata_step) {
+                (_, None) => errors.push(format!(
+                    "{read_metadata}: not read: no metadata step could be built for this application (the connector's log names why)"
+                )),
+                (Some(Err(e)), Some(_)) => {
+                    errors.push(format!("{read_metadata}: its metadata cannot be read: {e}"));
+                }
+                (Some(Ok(m)), Some(_))
+                    if i.upload_sources && upload_step.is_none() && m.content_location().is_none() =>
+                {
+                    errors.push(format!(
+                        "{} {}: sources not uploaded: the application has no deployment type with a content location",
+                        names::UPLOAD,
+                        found.ci_id
+                    ));
+                }
+                _ => {}
+            }
+            let metadata = parsed.and_then(Result::ok);
             json!({
                 "name": found.name,
                 "path": container.as_deref().map_or_else(|| "/".to_string(), |c| folder_path(&folders, c)),

@@ -71,6 +71,7 @@ impl EventLimits {
                 | Event::ResultReady { .. }
                 | Event::ReportSent { .. }
                 | Event::ReportFailed { .. }
+                | Event::ReportDeferred { .. }
                 | Event::ReportAcknowledged
                 | Event::JobFinished { .. }
         )
@@ -393,5 +394,49 @@ mod tests {
             store.record(broken[0].0, good.now, Event::Acked),
             Err(StoreError::Broken(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod compatibility {
+    use journal::{decode_payload, encode_payload};
+    use replay::{Event, ResultStatus};
+
+    /// Events are encoded by variant index: payloads written before `ReportDeferred` was
+    /// appended (bytes as the earlier build wrote them) decode to the same events, and those
+    /// events still encode to the same bytes.
+    #[test]
+    fn payloads_of_earlier_builds_still_decode() {
+        let old: [(&[u8], Event); 3] = [
+            (
+                &[15, 2, 1, 1, b'x'],
+                Event::ReportFailed {
+                    attempt: 2,
+                    retryable: true,
+                    error: "x".into(),
+                },
+            ),
+            (&[16], Event::ReportAcknowledged),
+            (
+                &[17, 0, 1],
+                Event::JobFinished {
+                    status: ResultStatus::Ok,
+                    delivered: true,
+                },
+            ),
+        ];
+        for (bytes, event) in old {
+            assert_eq!(decode_payload::<Event>(bytes).expect("decodes"), event);
+            assert_eq!(encode_payload(&event).expect("encodes"), bytes);
+        }
+        let deferred = Event::ReportDeferred {
+            attempt: 1,
+            error: String::new(),
+            retry_after_ms: Some(5),
+            jitter_ms: 3,
+        };
+        let bytes = encode_payload(&deferred).expect("encodes");
+        assert_eq!(bytes[0], 19, "appended after JobsArchived");
+        assert_eq!(decode_payload::<Event>(&bytes).expect("decodes"), deferred);
     }
 }

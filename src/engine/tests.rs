@@ -284,3 +284,69 @@ fn failed_and_rejected_results_name_the_reason() {
     let result: Value = serde_json::from_str(&compose(&job, &rejected)).expect("json");
     assert_eq!(result["status"], "rejected");
 }
+
+/// An import whose metadata phase holds only a step for 16777541 (the planner could not build
+/// one for 16777700), whose output carries `sdm`.
+fn import_with_metadata(sdm: &str) -> History {
+    let mut h = import_history();
+    let metadata = steps(plan(&h.fold().expect("folds"), 1, &ctx()));
+    h.planned(1, metadata.into_iter().take(1).collect());
+    let out = json!({"ok": true, "name": "TimKosse_FileZilla_3.46.3_English(United States)", "ci_id": 16777541, "sdm_package_xml": sdm});
+    h.started(2, 1).succeeded(2, 1, &out.to_string());
+    let uploads = steps(plan(&h.fold().expect("folds"), 2, &ctx()));
+    h.planned(2, uploads);
+    h
+}
+
+fn import_errors(h: &History) -> Vec<Value> {
+    let job = h.fold().expect("folds");
+    let result: Value = serde_json::from_str(&compose(&job, &Conclusion::Succeeded)).expect("json");
+    result["import"]["applications"]
+        .as_array()
+        .expect("applications")
+        .iter()
+        .map(|a| a["error"].clone())
+        .collect()
+}
+
+#[test]
+fn applications_the_planner_could_not_plan_are_reported_with_an_error() {
+    let h = import_with_metadata("<AppMgmtDigest unclosed");
+    let job = h.fold().expect("folds");
+    assert!(
+        job.steps().iter().all(|s| s.phase != 2),
+        "nothing to upload"
+    );
+    let errors = import_errors(&h);
+    assert_eq!(errors.len(), 2);
+    assert!(
+        errors[0]
+            .as_str()
+            .is_some_and(|e| e.contains("read-metadata 16777541") && e.contains("cannot be read")),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1]
+            .as_str()
+            .is_some_and(|e| e.contains("read-metadata 16777700") && e.contains("not read")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn an_application_without_a_content_location_is_reported_not_uploaded() {
+    let start = SDM.find("<Location>").expect("a location");
+    let end = SDM.find("</Location>").expect("its end") + "</Location>".len();
+    let without = format!("{}{}", &SDM[..start], &SDM[end..]);
+    let errors = import_errors(&import_with_metadata(&without));
+    assert!(
+        errors[0]
+            .as_str()
+            .is_some_and(|e| e.starts_with("upload 16777541")
+                && e.contains("no deployment type with a content location")),
+        "{errors:?}"
+    );
+    // With its metadata read, the application's metadata is still reported.
+    let ok = import_errors(&import_with_metadata(SDM));
+    assert!(ok[0].is_null(), "{ok:?}");
+}

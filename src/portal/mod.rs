@@ -9,7 +9,7 @@
 //! - `client`: [`PortalClient`]: poll (exact command bytes), ack, progress, results.
 //! - `download`: [`Download`]: streamed, hashed on the fly, checkpointed, resumed with `Range`.
 //! - `upload`: [`Upload`]: chunked `PUT ?offset=n`, resumed from the portal's committed offset.
-//! - `outbox`: idempotency keys and one delivery attempt of a journaled result.
+//! - `outbox`: the idempotency key of a journaled result.
 
 pub mod client;
 pub mod config;
@@ -25,5 +25,5 @@ pub use client::{Poll, PortalClient, ProgressTarget};
 pub use config::{PortalConfig, ProxyConfig, RetryConfig, Secret, TlsConfig};
 pub use download::{Download, Downloaded};
 pub use error::{ConfigError, PortalError};
-pub use outbox::{Delivery, OutboxEntry, idempotency_key};
+pub use outbox::idempotency_key;
 pub use upload::{Upload, UploadStatus};

@@ -3,7 +3,7 @@
 //! idempotency key, the remote ID refused with a clear error, retries of transient errors only.
 
 use super::portal_support::{Portal, REMOTE_ID, client_config};
-use sccm_connector::portal::outbox::{Delivery, OutboxEntry, deliver};
+use sccm_connector::portal::outbox::idempotency_key;
 use sccm_connector::portal::{PortalClient, PortalError};
 use serde_json::json;
 use std::time::Duration;
@@ -205,25 +205,23 @@ async fn a_result_whose_answer_is_lost_is_resent_and_counted_once() {
     let portal = Portal::start().await;
     let id = portal.add_command(r#"{"id": "r-1", "kind": "push"}"#).await;
     let client = client(&portal);
-    let entry = OutboxEntry::new(
-        id.clone(),
-        r#"{"command_id":"r-1","status":"ok","error":null}"#,
-    );
-    assert_eq!(entry.idempotency_key, "result-r-1");
+    let key = idempotency_key(&id);
+    let body = r#"{"command_id":"r-1","status":"ok","error":null}"#;
+    assert_eq!(key, "result-r-1");
 
     // The portal stores the result but the connection drops before its answer.
     portal
         .set_faults(json!({"faults": [{"kind": "drop_response", "path": format!("/api/connector/v1/commands/{id}/result")}]}))
         .await;
-    assert!(matches!(
-        deliver(&client, &entry, 1).await,
-        Delivery::Acknowledged
-    ));
+    client
+        .send_result(&id, &key, body)
+        .await
+        .expect("the client's own retry is acknowledged");
     // And once more, as after a restart before `ReportAcknowledged` was journaled.
-    assert!(matches!(
-        deliver(&client, &entry, 1).await,
-        Delivery::Acknowledged
-    ));
+    client
+        .send_result(&id, &key, body)
+        .await
+        .expect("acknowledged");
 
     let seen = portal.command(&id).await;
     let results = seen["results"].as_array().expect("results");
@@ -234,12 +232,11 @@ async fn a_result_whose_answer_is_lost_is_resent_and_counted_once() {
     assert_eq!(seen["effective_result"]["status"], "ok");
 
     // Another body under the same key is a permanent conflict.
-    let changed = OutboxEntry {
-        body: r#"{"command_id":"r-1","status":"failed"}"#.into(),
-        ..entry.clone()
-    };
-    match deliver(&client, &changed, 1).await {
-        Delivery::Refused(PortalError::Conflict { .. }) => {}
+    match client
+        .send_result(&id, &key, r#"{"command_id":"r-1","status":"failed"}"#)
+        .await
+    {
+        Err(PortalError::Conflict { .. }) => {}
         other => panic!("expected a 409 refusal, got {other:?}"),
     }
     assert_eq!(

@@ -555,3 +555,33 @@ fn parse_report(line: &str, prefix: &str) -> Option<u64> {
     let (_, rest) = line.rsplit_once(&format!("{prefix} "))?;
     rest.trim().parse().ok()
 }
+
+/// Stands in for a stopped portal on `addr`: accepts connections, reads each request's head and
+/// closes the connection without an answer, until a request whose first line starts with
+/// `request_line` (e.g. `POST /api/connector/v1/commands/x/result`) arrived or `within` ran out.
+/// Returns whether it arrived. The listener is gone when this returns (connections refused).
+pub async fn refuse_until_request(addr: SocketAddr, request_line: &str, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("the stopped portal's port is free");
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let Ok(Ok((mut socket, _))) = tokio::time::timeout_at(until, listener.accept()).await
+        else {
+            return false;
+        };
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
+            match tokio::time::timeout_at(until, socket.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        drop(socket);
+        if head.starts_with(request_line.as_bytes()) {
+            return true;
+        }
+    }
+}
