@@ -623,3 +623,52 @@ fn powershell_exe_arguments() {
         assert!(parse_powershell_args(&args(bad)).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn scripts_set_an_exit_code_as_files_and_keep_a_pasted_console_open() {
+    let w = world();
+    let push = push_command(|_| {});
+    let access = SiteAccess::default();
+    // Before the application exists, ensure-distribution fails; ensure-application succeeds.
+    let failing = push::ensure_distribution(&push, &access).expect("renders");
+    let succeeding = push::ensure_application(&push, &access).expect("renders");
+
+    // As a file (-File): exit codes 1 and 0.
+    let run = w.run_script(&failing);
+    assert_eq!(run.code, 1, "{} {}", run.out, run.err);
+    assert_eq!(run.json()["ok"], false);
+
+    // In the session host (`& <file>`): the same codes reach the end marker.
+    let mut requests = String::new();
+    for (name, script) in [("a", &failing), ("b", &succeeding)] {
+        let path = w.write(&format!("{name}.ps1"), script.bytes());
+        requests.push_str(&format!("RUN {}\n", path.display()));
+    }
+    let (mut host, out, err) = w.host(Mode::Session, FaultPlan::default());
+    host.encoding = ConsoleEncoding::Utf8 { bom: false };
+    serve_session(&mut host, "tok", &mut requests.as_bytes());
+    let out = out.take();
+    let codes: Vec<&str> = out
+        .split("<<<sccm-connector:tok:exit=")
+        .skip(1)
+        .map(|r| &r[..1])
+        .collect();
+    assert_eq!(codes, ["1", "0"], "{out} {}", err.take());
+
+    // Pasted at a prompt ($PSCommandPath empty): one JSON line each, and the console stays open.
+    let (mut host, out, err) = w.host(Mode::PerStep, FaultPlan::default());
+    for (script, ok) in [(&failing, false), (&succeeding, true), (&failing, false)] {
+        let file = load_script(&w.write("pasted.ps1", script.bytes())).expect("loads");
+        let outcome = interp::run_pasted(&mut host, Rc::new(file));
+        assert_eq!(outcome, interp::PastedOutcome::Ended, "{}", err.take());
+        let printed = out.take();
+        let json: serde_json::Value = serde_json::from_str(printed.trim()).expect("one JSON line");
+        assert_eq!(json["ok"], ok, "{printed}");
+    }
+    // The simulator is faithful about the difference: a bare `exit` closes a pasted console.
+    let bare = load_script(&w.write("bare.ps1", "\u{FEFF}exit 3\n".as_bytes())).expect("loads");
+    assert_eq!(
+        interp::run_pasted(&mut host, Rc::new(bare)),
+        interp::PastedOutcome::ClosedConsole(3)
+    );
+}
