@@ -543,3 +543,74 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `ERROR` and `MISSING` node tree-sitter-powershell finds in `text`, and the kinds of
+    /// all nodes.
+    fn parse(text: &str) -> (Vec<String>, Vec<&'static str>) {
+        let mut parser = tree_sitter::Parser::new();
+        parser
+            .set_language(&tree_sitter_powershell::LANGUAGE.into())
+            .expect("tree-sitter-powershell loads");
+        let tree = parser.parse(text, None).expect("a tree");
+        let (mut problems, mut kinds) = (Vec::new(), Vec::new());
+        let mut cursor = tree.walk();
+        'walk: loop {
+            let node = cursor.node();
+            kinds.push(node.kind());
+            if node.is_error() || node.is_missing() {
+                let at = node.start_position();
+                problems.push(format!(
+                    "{} `{}` at {}:{}",
+                    if node.is_missing() {
+                        "MISSING"
+                    } else {
+                        "ERROR"
+                    },
+                    node.kind(),
+                    at.row + 1,
+                    at.column + 1
+                ));
+            }
+            if cursor.goto_first_child() {
+                continue;
+            }
+            while !cursor.goto_next_sibling() {
+                if !cursor.goto_parent() {
+                    break 'walk;
+                }
+            }
+        }
+        (problems, kinds)
+    }
+
+    #[test]
+    fn the_session_host_script_parses_without_error_or_missing_nodes() {
+        let text = SESSION_HOST_SCRIPT
+            .strip_prefix('\u{FEFF}')
+            .expect("written with a BOM");
+        let (problems, kinds) = parse(text);
+        assert_eq!(problems, Vec::<String>::new(), "{text}");
+        // It is read as the program it is: the param block, the loop, the try/catch, the call.
+        for kind in [
+            "param_block",
+            "while_statement",
+            "try_statement",
+            "catch_clause",
+            "command_invokation_operator",
+        ] {
+            assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+        }
+        // The check itself sees a broken host: a lost closing brace, a lost quote.
+        let (problems, _) = parse(&text.replacen("{ break }", "{ break ", 1));
+        assert!(!problems.is_empty(), "a missing brace goes unnoticed");
+        let (problems, _) = parse(&text.replacen("'RUN '", "'RUN ", 1));
+        assert!(
+            !problems.is_empty(),
+            "an unterminated literal goes unnoticed"
+        );
+    }
+}
