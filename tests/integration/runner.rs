@@ -296,3 +296,101 @@ fn a_forged_end_marker_is_just_output() {
         );
     });
 }
+
+/// A runner like [`runner`] whose private script directory is created under `scratch`.
+fn runner_in(body: &str, mode: RunMode, timeout_ms: u64, scratch: &std::path::Path) -> Runner {
+    Runner::new(PowerShellConfig {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), body.into(), "sh".into()],
+        mode,
+        step_timeout: Duration::from_millis(timeout_ms),
+        scratch_dir: Some(scratch.to_path_buf()),
+    })
+    .expect("a runner")
+}
+
+/// The runner's private directories under `scratch`, and the step scripts left in them (the
+/// session host's own file is not a step).
+fn leftovers(scratch: &std::path::Path) -> (usize, Vec<String>) {
+    let mut dirs = 0;
+    let mut steps = Vec::new();
+    for entry in std::fs::read_dir(scratch).expect("scratch") {
+        let dir = entry.expect("entry").path();
+        dirs += 1;
+        for file in std::fs::read_dir(&dir).expect("private dir") {
+            let name = file
+                .expect("file")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if name != sccm_connector::powershell::runner::SESSION_HOST_FILE {
+                steps.push(name);
+            }
+        }
+    }
+    (dirs, steps)
+}
+
+#[test]
+fn no_step_script_remains_after_success_timeout_or_crash() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Every body first proves the script file exists while the step runs (else exit 9).
+    let per_step = [
+        (
+            "success",
+            r#"test -f "$2" || exit 9; echo '{"ok":true}'"#,
+            true,
+        ),
+        ("timeout", r#"test -f "$2" || exit 9; sleep 1000"#, false),
+        ("crash", r#"test -f "$2" || exit 9; kill -9 $$"#, false),
+    ];
+    let session = [
+        ("success", host(r#"echo '{"ok":true}'"#, ":"), true),
+        (
+            "timeout",
+            r#"while IFS= read -r line; do test -f "${line#RUN }" || exit 9; sleep 1000; done"#.to_string(),
+            false,
+        ),
+        (
+            "crash",
+            r#"while IFS= read -r line; do test -f "${line#RUN }" || exit 9; echo '{"ok":tr'; kill -9 $$; done"#.to_string(),
+            false,
+        ),
+    ];
+    let cases = per_step
+        .iter()
+        .map(|(what, body, ok)| (RunMode::PerStep, *what, body.to_string(), *ok))
+        .chain(
+            session
+                .into_iter()
+                .map(|(what, body, ok)| (RunMode::Session, what, body, ok)),
+        );
+    for (mode, what, body, ok) in cases {
+        let scratch = temp_dir();
+        let mut runner = runner_in(&body, mode, 500, scratch.path());
+        let outcome = rt.block_on(runner.run(&step_script()));
+        match (&outcome, ok) {
+            (Ok(run), true) => assert!(run.result.ok(), "{mode:?} {what}"),
+            (Err(RunError::Timeout { .. }), false) if what == "timeout" => {}
+            (Err(RunError::Crashed { .. }), false) if what == "crash" => {}
+            _ => panic!("{mode:?} {what}: unexpected {outcome:?}"),
+        }
+        let (dirs, steps) = leftovers(scratch.path());
+        assert_eq!(dirs, 1, "{mode:?} {what}: the runner's private directory");
+        assert_eq!(
+            steps,
+            Vec::<String>::new(),
+            "{mode:?} {what}: step scripts left behind"
+        );
+        rt.block_on(runner.shutdown());
+        drop(runner);
+        assert_eq!(
+            leftovers(scratch.path()).0,
+            0,
+            "{mode:?} {what}: the private directory outlived the runner"
+        );
+    }
+}
