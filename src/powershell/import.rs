@@ -4,7 +4,8 @@
 //! - `list-applications`: applications (`SMS_ApplicationLatest`) and their folder memberships
 //!   (`SMS_ObjectContainerItem`, ObjectType 6000; root-folder applications have none);
 //! - `read-metadata`: one application's SDMPackageXML, fetched by CI_ID **without** `-Fast`
-//!   (it is a lazy property), parsed in Rust.
+//!   (it is a lazy property) and with `-ShowHidden` (the WMI listing includes hidden applications,
+//!   which `Get-CMApplication` returns only with it since ConfigMgr 1802), parsed in Rust.
 //!
 //! WMI filters are fixed text (`ObjectType=6000`); no query is ever built from a value.
 
@@ -52,7 +53,7 @@ pub fn read_metadata(
     let mut b = start("read-metadata", import, access)?;
     b.input("ApplicationName", name)?;
     b.comment("Without -Fast: SDMPackageXML is a lazy property.")
-        .line(&format!("$app = Get-CMApplication -Id {ci_id}"))
+        .line(&format!("$app = Get-CMApplication -Id {ci_id} -ShowHidden"))
         .open("if ($null -eq $app)")
         .line("throw 'The application does not exist.'")
         .close()

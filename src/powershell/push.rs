@@ -3,12 +3,16 @@
 //!
 //! | step | check | act |
 //! |---|---|---|
-//! | `ensure-application` | `Get-CMApplication -Name … -Fast -DisableWildcardHandling` | `New-CMApplication` |
+//! | `ensure-application` | `Get-CMApplication -Name … -Fast -DisableWildcardHandling -ShowHidden` | `New-CMApplication` |
 //! | `ensure-deployment-type` | `Get-CMDeploymentType -ApplicationName … -DeploymentTypeName …` | `Add-CMScriptDeploymentType` |
 //! | `ensure-distribution` | an `SMS_DPGroupContentInfo` row for the group and the app's package | `Start-CMContentDistribution` |
 //! | `wait-distribution` | `Get-CMDistributionStatus`: done when every targeted DP succeeded | (polls) |
 //! | `ensure-deployment` | `Get-CMApplicationDeployment -Name … -CollectionName …` | `New-CMApplicationDeployment` |
 //! | `ensure-folder` | `Get-CMFolder` per level; `SMS_ObjectContainerItem` membership | `New-CMFolder`, `Move-CMObject` |
+//!
+//! Every application lookup passes `-ShowHidden`: since ConfigMgr 1802 hidden applications are
+//! not returned without it, so a hidden application with the same name would slip past the
+//! "already exists?" check (and `New-CMApplication` would then refuse the name).
 
 use super::script::{InputError, Script, ScriptBuilder};
 use crate::command::{DeployAction, DeployPurpose, Push, ScriptLanguage, SlowNetwork, TimeBase};
@@ -92,7 +96,7 @@ pub fn ensure_application(push: &Push, access: &SiteAccess) -> Result<Script, In
         }
     }
     b.comment("Check first: the application exists already after an earlier, interrupted run.")
-        .line("$app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling")
+        .line("$app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling -ShowHidden")
         .line("$created = $false")
         .open("if ($null -eq $app)")
         .line(&create)
@@ -152,7 +156,9 @@ pub fn ensure_deployment_type(push: &Push, access: &SiteAccess) -> Result<Script
 
 fn lookup_application_with_package(b: &mut ScriptBuilder) {
     b.comment("Without -Fast: PackageID is a lazy property.")
-        .line("$app = Get-CMApplication -Name $ApplicationName -DisableWildcardHandling")
+        .line(
+            "$app = Get-CMApplication -Name $ApplicationName -DisableWildcardHandling -ShowHidden",
+        )
         .open("if ($null -eq $app)")
         .line("throw 'The application does not exist.'")
         .close();
@@ -273,7 +279,7 @@ pub fn ensure_folder(push: &Push, access: &SiteAccess) -> Result<Option<Script>,
         .open("if ($null -eq $folder)")
         .line("throw 'The console folder does not exist.'")
         .close()
-        .line("$app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling")
+        .line("$app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling -ShowHidden")
         .open("if ($null -eq $app)")
         .line("throw 'The application does not exist.'")
         .close()

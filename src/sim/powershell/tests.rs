@@ -672,3 +672,48 @@ fn scripts_set_an_exit_code_as_files_and_keep_a_pasted_console_open() {
         interp::PastedOutcome::ClosedConsole(3)
     );
 }
+
+#[test]
+fn a_hidden_application_with_the_same_name_is_found_by_the_guards() {
+    let w = world();
+    let seed = crate::sim::site::seed::Seed {
+        applications: vec![crate::sim::site::seed::SeedApplication {
+            name: APP.into(),
+            hidden: true,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    crate::sim::site::seed::apply(&w.site, &seed, "test").expect("seeded");
+    let hidden = w.site.read().expect("state").applications[0].ci_id;
+
+    // The simulator hides it from a plain lookup, as ConfigMgr does since 1802.
+    let plain = w.run_text(&format!(
+        "$ConsolePath = '{}'\n$SiteCode = 'DEM'\n$ProviderMachine = $env:COMPUTERNAME\nImport-Module -Name (Join-Path -Path $ConsolePath -ChildPath 'ConfigurationManager.psd1')\nNew-PSDrive -Name $SiteCode -PSProvider 'CMSite' -Root $ProviderMachine -Scope 'Global' | Out-Null\nSet-Location -Path ($SiteCode + ':')\n$a = Get-CMApplication -Name {} -Fast -DisableWildcardHandling\n$b = Get-CMApplication -Name {} -Fast -DisableWildcardHandling -ShowHidden\n$r = @{{ ok = $true; plain = ($null -eq $a); shown = $b.CI_ID }}\nWrite-Output (ConvertTo-Json -InputObject $r -Compress)\nexit 0",
+        w.site.config().console_path,
+        single_quoted(APP).expect("quoted"),
+        single_quoted(APP).expect("quoted"),
+    ));
+    assert_eq!(plain.json()["plain"], true, "{}", plain.err);
+    assert_eq!(plain.json()["shown"], hidden);
+
+    // The push's guards see it: nothing is created a second time, every step succeeds.
+    let push = push_command(|_| {});
+    let scripts = push_scripts(&push);
+    for script in &scripts {
+        assert!(
+            script.text.contains("-ShowHidden") || !script.text.contains("Get-CMApplication "),
+            "{} looks up applications without -ShowHidden",
+            script.step
+        );
+        let run = w.run_script(script);
+        assert_eq!(run.code, 0, "{}: {} {}", script.step, run.out, run.err);
+        if script.step == "ensure-application" {
+            assert_eq!(run.json()["created"], false);
+            assert_eq!(run.json()["ci_id"], hidden);
+        }
+    }
+    let state = w.site.read().expect("state");
+    assert_eq!(state.applications.len(), 1, "no second application");
+    assert_eq!(state.audit(), Ok(()));
+}

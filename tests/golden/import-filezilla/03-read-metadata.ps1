@@ -28,7 +28,7 @@ try {
 
     $namespace = 'root\SMS\site_' + $SiteCode
     # Without -Fast: SDMPackageXML is a lazy property.
-    $app = Get-CMApplication -Id 0
+    $app = Get-CMApplication -Id 0 -ShowHidden
     if ($null -eq $app) {
         throw 'The application does not exist.'
     }

@@ -31,7 +31,7 @@ try {
     Set-Location -Path ($SiteCode + ':')
 
     # Check first: the application exists already after an earlier, interrupted run.
-    $app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling
+    $app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling -ShowHidden
     $created = $false
     if ($null -eq $app) {
         $app = New-CMApplication -Name $ApplicationName -LocalizedName $LocalizedName -Publisher $Publisher -SoftwareVersion $SoftwareVersion -DefaultLanguageId 1033 -AutoInstall $true -Owner $Owner

@@ -28,7 +28,7 @@ try {
     Set-Location -Path ($SiteCode + ':')
 
     # Without -Fast: PackageID is a lazy property.
-    $app = Get-CMApplication -Name $ApplicationName -DisableWildcardHandling
+    $app = Get-CMApplication -Name $ApplicationName -DisableWildcardHandling -ShowHidden
     if ($null -eq $app) {
         throw 'The application does not exist.'
     }

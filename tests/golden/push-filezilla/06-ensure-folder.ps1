@@ -38,7 +38,7 @@ try {
     if ($null -eq $folder) {
         throw 'The console folder does not exist.'
     }
-    $app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling
+    $app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling -ShowHidden
     if ($null -eq $app) {
         throw 'The application does not exist.'
     }
