@@ -21,11 +21,14 @@ use crate::command::{DeployAction, DeployPurpose, Push, ScriptLanguage, SlowNetw
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteAccess {
     /// The SMS Provider to create the site drive against; `None` uses `$env:COMPUTERNAME`.
+    /// When the site drive exists already (the module creates it for the console's site), its
+    /// `Root` — the SMS Provider it is connected to — is used instead, for the CIM queries too.
     pub provider_machine: Option<String>,
 }
 
 /// Binds the site inputs and writes the connection preamble: import the module from the
-/// console's folder (once per session), create the `CMSite` drive if missing, go to it.
+/// console's folder (once per session), create the `CMSite` drive if missing — or, if it exists,
+/// take the SMS Provider from its `Root` — and go to it.
 pub(crate) fn connect(
     b: &mut ScriptBuilder,
     site_code: &str,
@@ -44,8 +47,12 @@ pub(crate) fn connect(
     b.open("if (-not (Get-Module -Name 'ConfigurationManager'))")
         .line("Import-Module -Name (Join-Path -Path $ConsolePath -ChildPath 'ConfigurationManager.psd1')")
         .close()
-        .open("if (-not (Get-PSDrive -Name $SiteCode -PSProvider 'CMSite' -ErrorAction 'SilentlyContinue'))")
+        .line("$siteDrive = Get-PSDrive -Name $SiteCode -PSProvider 'CMSite' -ErrorAction 'SilentlyContinue'")
+        .open("if ($null -eq $siteDrive)")
         .line("New-PSDrive -Name $SiteCode -PSProvider 'CMSite' -Root $ProviderMachine -Scope 'Global' | Out-Null")
+        .reopen("else")
+        .comment("The drive exists (the module creates it for the console's site): its Root is the SMS Provider.")
+        .line("$ProviderMachine = $siteDrive.Root")
         .close()
         .line("Set-Location -Path ($SiteCode + ':')")
         .line("");

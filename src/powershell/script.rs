@@ -211,6 +211,16 @@ impl ScriptBuilder {
         self
     }
 
+    /// Closes the current block and opens the next on the same line: `} head {` (`else`), so the
+    /// statement also reads as one when pasted at a prompt.
+    pub fn reopen(&mut self, head: &str) -> &mut Self {
+        self.indent = self.indent.saturating_sub(1).max(1);
+        let line = format!("}} {head} {{");
+        self.line(&line);
+        self.indent += 1;
+        self
+    }
+
     pub fn close(&mut self) -> &mut Self {
         self.indent = self.indent.saturating_sub(1).max(1);
         self.line("}")

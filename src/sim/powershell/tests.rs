@@ -717,3 +717,36 @@ fn a_hidden_application_with_the_same_name_is_found_by_the_guards() {
     assert_eq!(state.applications.len(), 1, "no second application");
     assert_eq!(state.audit(), Ok(()));
 }
+
+#[test]
+fn an_existing_site_drive_names_the_provider_for_cim_queries() {
+    // The console machine is not the SMS Provider, and importing the module creates the site
+    // drive itself (as the real module does): the provider is only known from the drive's Root.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    let content = share.join("incoming").join(APP);
+    std::fs::create_dir_all(&content).expect("mkdir");
+    std::fs::write(content.join("Deploy-Application.exe"), b"MZ").expect("write");
+    let config = SiteConfig::from_options(
+        dir.path(),
+        &InitOptions {
+            shares: vec![(SHARE.into(), share)],
+            provider_machine: Some("CM01.contoso.com".into()),
+            computer_name: Some("CONSOLE01".into()),
+            module_creates_drive: true,
+            ..InitOptions::default()
+        },
+    )
+    .expect("config");
+    let site = Site::init(&dir.path().join("site"), config, false).expect("site");
+    let w = World { dir, site };
+    let push = push_command(|_| {});
+    for script in push_scripts(&push) {
+        assert!(script.text.contains("$ProviderMachine = $siteDrive.Root"));
+        let run = w.run_script(&script);
+        assert_eq!(run.code, 0, "{}: {} {}", script.step, run.out, run.err);
+    }
+    let state = w.site.read().expect("state");
+    assert_eq!(state.memberships.len(), 1, "moved into its folder");
+    assert_eq!(state.audit(), Ok(()));
+}

@@ -22,8 +22,12 @@ try {
     if (-not (Get-Module -Name 'ConfigurationManager')) {
         Import-Module -Name (Join-Path -Path $ConsolePath -ChildPath 'ConfigurationManager.psd1')
     }
-    if (-not (Get-PSDrive -Name $SiteCode -PSProvider 'CMSite' -ErrorAction 'SilentlyContinue')) {
+    $siteDrive = Get-PSDrive -Name $SiteCode -PSProvider 'CMSite' -ErrorAction 'SilentlyContinue'
+    if ($null -eq $siteDrive) {
         New-PSDrive -Name $SiteCode -PSProvider 'CMSite' -Root $ProviderMachine -Scope 'Global' | Out-Null
+    } else {
+        # The drive exists (the module creates it for the console's site): its Root is the SMS Provider.
+        $ProviderMachine = $siteDrive.Root
     }
     Set-Location -Path ($SiteCode + ':')
 
