@@ -246,26 +246,68 @@ fn a_host_that_died_between_steps_is_replaced_transparently() {
 }
 
 #[test]
-fn a_host_dying_or_hanging_mid_step_fails_that_attempt_only() {
+fn a_host_dying_mid_step_is_replaced_and_the_step_rerun_once() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        // Dies without the end marker on its first request.
+        // Dies without the end marker on its first request, ever; every later host answers.
         let dir = temp_dir();
         let flag = dir.path().join("died-once");
+        let runs = dir.path().join("runs");
         let body = format!(
-            r#"while IFS= read -r line; do if [ ! -e {f} ]; then touch {f}; echo '{{"ok":tr'; exit 0; fi; echo '{{"ok":true}}'; echo "<<<sccm-connector:$3:exit=0>>>"; done"#,
+            r#"while IFS= read -r line; do echo "${{line#RUN }}" >> {r}; if [ ! -e {f} ]; then touch {f}; echo '{{"ok":tr'; exit 0; fi; echo '{{"ok":true}}'; echo "<<<sccm-connector:$3:exit=0>>>"; done"#,
+            f = flag.display(),
+            r = runs.display()
+        );
+        let mut first = runner(&body, RunMode::Session, 10_000);
+        let run = first.run(&step_script()).await.expect("replaced and re-run transparently");
+        assert!(run.result.ok());
+        assert_eq!(first.hosts_started(), 2, "the dead host was replaced once");
+        let ran = std::fs::read_to_string(&runs).expect("requests");
+        let ran: Vec<&str> = ran.lines().collect();
+        assert_eq!(ran.len(), 2, "the same step, sent to both hosts: {ran:?}");
+        assert_eq!(ran[0], ran[1]);
+        // The replacement keeps serving.
+        assert!(first.run(&step_script()).await.expect("next step").result.ok());
+        assert_eq!(first.hosts_started(), 2);
+
+        // A host that dies on every step: re-run once, then a retryable failure.
+        let mut runner = runner(
+            r#"while IFS= read -r line; do echo '{"ok":tr'; exit 0; done"#,
+            RunMode::Session,
+            10_000,
+        );
+        let error = runner.run(&step_script()).await.expect_err("dies twice");
+        assert!(
+            matches!(&error, RunError::Crashed { how, .. } if how.contains("re-run once")) && error.is_retryable(),
+            "{error}"
+        );
+        assert_eq!(runner.hosts_started(), 2, "one replacement per step, not a loop");
+    });
+}
+
+#[test]
+fn a_hung_step_is_not_rerun_and_its_host_is_replaced_for_the_next() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dir = temp_dir();
+        let flag = dir.path().join("hung-once");
+        let body = format!(
+            r#"while IFS= read -r line; do if [ ! -e {f} ]; then touch {f}; sleep 1000; fi; echo '{{"ok":true}}'; echo "<<<sccm-connector:$3:exit=0>>>"; done"#,
             f = flag.display()
         );
-        let mut runner = runner(&body, RunMode::Session, 10_000);
-        let error = runner.run(&step_script()).await.expect_err("the host died mid-step");
-        assert!(matches!(error, RunError::Crashed { .. }) && error.is_retryable(), "{error}");
+        let mut runner = runner(&body, RunMode::Session, 300);
+        let error = runner.run(&step_script()).await.expect_err("hung");
+        assert!(matches!(error, RunError::Timeout { .. }) && error.is_retryable(), "{error}");
+        assert_eq!(runner.hosts_started(), 1, "a timed-out step is not re-run");
         assert!(runner.run(&step_script()).await.expect("a new host").result.ok());
         assert_eq!(runner.hosts_started(), 2);
 
-        // Hangs.
         let mut runner = runner_hang();
         let error = runner.run(&step_script()).await.expect_err("hung");
         assert!(matches!(error, RunError::Timeout { .. }), "{error}");
