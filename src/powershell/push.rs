@@ -6,7 +6,7 @@
 //! | `ensure-application` | `Get-CMApplication -Name … -Fast -DisableWildcardHandling -ShowHidden` | `New-CMApplication` |
 //! | `ensure-deployment-type` | `Get-CMDeploymentType -ApplicationName … -DeploymentTypeName …` | `Add-CMScriptDeploymentType` |
 //! | `ensure-distribution` | an `SMS_DPGroupContentInfo` row for the group and the app's package | `Start-CMContentDistribution` |
-//! | `wait-distribution` | `Get-CMDistributionStatus`: done when every targeted DP succeeded | (polls) |
+//! | `wait-distribution` | `Get-CMDistributionStatus`: done when every targeted DP succeeded; fails when DPs report errors and none is in progress or unknown | (polls) |
 //! | `ensure-deployment` | `Get-CMApplicationDeployment -Name … -CollectionName …` | `New-CMApplicationDeployment` |
 //! | `ensure-folder` | `Get-CMFolder` per level; `SMS_ObjectContainerItem` membership | `New-CMFolder`, `Move-CMObject` |
 //!
@@ -195,8 +195,11 @@ pub fn ensure_distribution(push: &Push, access: &SiteAccess) -> Result<Script, I
     Ok(b.finish())
 }
 
-/// `wait-distribution`: one poll of the distribution status. `done` is true once every targeted
-/// distribution point reports success; the engine polls again until then or its timeout.
+/// `wait-distribution`: one poll of the distribution status (`SMS_ObjectContentExtraInfo`).
+/// `done` is true once every targeted distribution point reports success; the engine polls again
+/// until then or its timeout. When distribution points report errors and none is still in
+/// progress or unknown, the distribution has failed and no poll will change that: the step fails
+/// with a message saying so (and how many DPs failed) instead of polling until the timeout.
 pub fn wait_distribution(push: &Push, access: &SiteAccess) -> Result<Script, InputError> {
     let mut b = start("wait-distribution", push, access)?;
     b.input("ApplicationName", &push.application.name)?.input(
@@ -205,6 +208,10 @@ pub fn wait_distribution(push: &Push, access: &SiteAccess) -> Result<Script, Inp
     )?;
     lookup_application_with_package(&mut b);
     b.line("$status = Get-CMDistributionStatus -Id $app.PackageID")
+        .comment("Errors with nothing left in progress or unknown: the distribution failed for good.")
+        .open("if (($status.NumberErrors -gt 0) -and ($status.NumberInProgress -eq 0) -and ($status.NumberUnknown -eq 0))")
+        .line("throw ('Content distribution failed: ' + $status.NumberErrors + ' of ' + $status.Targeted + ' distribution points report errors and none is still in progress.')")
+        .close()
         .line("$done = ($status.Targeted -gt 0) -and ($status.NumberSuccess -eq $status.Targeted)")
         .line("$result = @{ ok = $true; done = $done; group = $DistributionGroup; targeted = $status.Targeted; succeeded = $status.NumberSuccess; in_progress = $status.NumberInProgress; errors = $status.NumberErrors; unknown = $status.NumberUnknown }");
     Ok(b.finish())

@@ -74,6 +74,9 @@ pub const CONSTANTS: &[&str] = &[
     "The application does not exist.",
     "The distribution point group does not exist.",
     "The console folder does not exist.",
+    "Content distribution failed: ",
+    " of ",
+    " distribution points report errors and none is still in progress.",
 ];
 
 /// How a script ends successfully: an exit code only when it runs as a file (`-File`, or `& file`

@@ -750,3 +750,53 @@ fn an_existing_site_drive_names_the_provider_for_cim_queries() {
     assert_eq!(state.memberships.len(), 1, "moved into its folder");
     assert_eq!(state.audit(), Ok(()));
 }
+
+#[test]
+fn a_failed_distribution_ends_the_wait_with_a_clear_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    let content = share.join("incoming").join(APP);
+    std::fs::create_dir_all(&content).expect("mkdir");
+    std::fs::write(content.join("Deploy-Application.exe"), b"MZ").expect("write");
+    let mut config = SiteConfig::from_options(
+        dir.path(),
+        &InitOptions {
+            shares: vec![(SHARE.into(), share)],
+            dp_groups: vec![("Demo Distribution Group".into(), 3)],
+            distribution_polls: Some(3),
+            ..InitOptions::default()
+        },
+    )
+    .expect("config");
+    config.distribution_point_groups[0].failing_dps = 1;
+    let site = Site::init(&dir.path().join("site"), config, false).expect("site");
+    let w = World { dir, site };
+    let push = push_command(|_| {});
+    let access = SiteAccess::default();
+    for script in [
+        push::ensure_application(&push, &access),
+        push::ensure_deployment_type(&push, &access),
+        push::ensure_distribution(&push, &access),
+    ] {
+        let run = w.run_script(&script.expect("renders"));
+        assert_eq!(run.code, 0, "{} {}", run.out, run.err);
+    }
+    let wait = push::wait_distribution(&push, &access).expect("renders");
+    // While DPs are in progress the step polls on, errors or not.
+    for _ in 0..2 {
+        let run = w.run_script(&wait);
+        assert_eq!(run.code, 0, "{} {}", run.out, run.err);
+        assert_eq!(run.json()["done"], false);
+        assert_eq!(run.json()["errors"], 0);
+    }
+    // Then 2 DPs succeeded, 1 failed, none in progress: a failure that says so, not another poll.
+    for _ in 0..2 {
+        let run = w.run_script(&wait);
+        assert_eq!(run.code, 1, "{} {}", run.out, run.err);
+        assert_eq!(run.json()["ok"], false);
+        assert_eq!(
+            run.json()["error"],
+            "Content distribution failed: 1 of 3 distribution points report errors and none is still in progress."
+        );
+    }
+}

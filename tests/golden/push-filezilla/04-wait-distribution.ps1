@@ -37,6 +37,10 @@ try {
         throw 'The application does not exist.'
     }
     $status = Get-CMDistributionStatus -Id $app.PackageID
+    # Errors with nothing left in progress or unknown: the distribution failed for good.
+    if (($status.NumberErrors -gt 0) -and ($status.NumberInProgress -eq 0) -and ($status.NumberUnknown -eq 0)) {
+        throw ('Content distribution failed: ' + $status.NumberErrors + ' of ' + $status.Targeted + ' distribution points report errors and none is still in progress.')
+    }
     $done = ($status.Targeted -gt 0) -and ($status.NumberSuccess -eq $status.Targeted)
     $result = @{ ok = $true; done = $done; group = $DistributionGroup; targeted = $status.Targeted; succeeded = $status.NumberSuccess; in_progress = $status.NumberInProgress; errors = $status.NumberErrors; unknown = $status.NumberUnknown }
     Write-Output (ConvertTo-Json -InputObject $result -Depth 10 -Compress)
