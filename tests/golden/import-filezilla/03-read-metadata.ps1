@@ -31,6 +31,9 @@ try {
     Set-Location -Path ($SiteCode + ':')
 
     $namespace = 'root\SMS\site_' + $SiteCode
+    # PLACEHOLDER (sccm-connector plan): -Id 0 below is not a real CI_ID. When the import
+    # runs, the id is the one the list-applications step finds for ApplicationName;
+    # plan runs nothing, so it cannot know it.
     # Without -Fast: SDMPackageXML is a lazy property.
     $app = Get-CMApplication -Id 0 -ShowHidden
     if ($null -eq $app) {
