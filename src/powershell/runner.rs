@@ -478,7 +478,14 @@ impl Runner {
         let how = match self.session_attempt(path, started, deadline).await {
             Ok(run) => return Ok(run),
             Err(SessionFailure::Other(error)) => return Err(error),
-            Err(SessionFailure::HostDied { how, .. }) => how,
+            Err(SessionFailure::HostDied { how, stderr }) => {
+                tracing::warn!(
+                    script = %path.display(),
+                    stderr = %stderr,
+                    "{how}; replacing the host and re-running the step once"
+                );
+                how
+            }
         };
         match self.session_attempt(path, started, deadline).await {
             Ok(run) => Ok(run),
