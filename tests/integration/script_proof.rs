@@ -217,6 +217,13 @@ fn hostile_push(names: &[String], texts: &[String]) -> Value {
 
 /// Every push field that carries outside text, as (JSON pointer, protocol field name, multi-line).
 const PUSH_TEXT_FIELDS: &[(&str, &str, bool)] = &[
+    ("/site/console_path", "site.console_path", false),
+    ("/site/share_path", "site.share_path", false),
+    (
+        "/deployment_type/content_location",
+        "deployment_type.content_location",
+        false,
+    ),
     (
         "/application/package_name",
         "application.package_name",
