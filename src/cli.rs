@@ -35,6 +35,10 @@ pub enum CliCommand {
     },
     /// Validate one command (protocol-v1 JSON) and show every PowerShell script it would run,
     /// in order. Runs nothing. Exit code 2 when the command is rejected.
+    ///
+    /// An import's read-metadata scripts are shown with the placeholder CI_ID 0 (labelled in the
+    /// script and on its header): the real id comes from the list-applications step's output
+    /// when the import runs, and plan runs nothing.
     Plan {
         /// The command file.
         #[arg(long, value_name = "FILE")]
@@ -66,7 +70,7 @@ pub enum CliCommand {
         #[command(flatten)]
         journal: JournalArgs,
         /// Only jobs in this state (received, planning, running, waiting, concluding, reporting,
-        /// closing, succeeded, failed, rejected, broken).
+        /// closing, succeeded, failed, rejected, broken, archived).
         #[arg(long, value_name = "STATE")]
         state: Option<String>,
         /// A JSON array instead of the table (full ids, RFC 3339 times).
@@ -261,6 +265,54 @@ mod tests {
         assert!(parse(&["verify", "--journal", "j", "--config", "c"]).is_err());
         assert!(parse(&["verify"]).is_err());
         assert!(parse(&["audit", "keygen", "--out", "d"]).is_ok());
+    }
+
+    /// The long help of a subcommand, with clap's line wrapping undone.
+    fn help(name: &str) -> String {
+        let mut command = Cli::command();
+        let sub = command
+            .find_subcommand_mut(name)
+            .expect("the subcommand exists");
+        sub.render_long_help()
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn plan_help_says_the_metadata_ci_id_is_a_placeholder() {
+        let text = help("plan");
+        assert!(
+            text.contains("placeholder CI_ID 0")
+                && text.contains("the real id comes from the list-applications step"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn jobs_help_lists_every_state_including_archived() {
+        let text = help("jobs");
+        for state in [
+            "received",
+            "planning",
+            "running",
+            "waiting",
+            "concluding",
+            "reporting",
+            "closing",
+            "succeeded",
+            "failed",
+            "rejected",
+            "broken",
+            "archived",
+        ] {
+            assert!(text.contains(state), "{state} missing from: {text}");
+            assert!(
+                crate::ops::jobs::parse_state(state).is_ok(),
+                "{state} is listed but not accepted"
+            );
+        }
     }
 
     #[test]

@@ -402,3 +402,184 @@ fn unknown_fields_are_ignored() {
         .is_ok()
     );
 }
+
+mod never_panics {
+    //! `parse` and `peek` take bytes straight from the network: whatever arrives, they return a
+    //! command or a typed rejection naming a field, and never panic.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every object key of the seed commands, plus a few near misses.
+    fn keys() -> Vec<String> {
+        fn walk(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        out.push(k.clone());
+                        walk(v, out);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = vec!["Kind".into(), "ID".into(), "".into(), "__proto__".into()];
+        walk(&seed(PUSH), &mut out);
+        walk(&seed(IMPORT), &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Every JSON pointer of `value`.
+    fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    pointers(v, format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    pointers(v, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+        out.push(at);
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            Just(json!(u32::MAX as u64 + 1)),
+            Just(json!(-1)),
+            any::<String>().prop_map(Value::String),
+            prop::sample::select(vec![
+                "push",
+                "import",
+                "",
+                " ",
+                "\u{0}",
+                "2020-01-31T09:12:00Z",
+                "2020-02-30T25:61:00",
+                "9999-12-31T23:59:60",
+                "DEM",
+                "\\\\",
+                "\\\\a\\b",
+                "Applications/",
+                "Applications//x",
+                "English(United States)",
+                "x-XX",
+                "65535",
+                "😀",
+                "\u{FEFF}",
+                "required",
+                "utc",
+            ])
+            .prop_map(|s| Value::String(s.to_string())),
+        ]
+    }
+
+    /// JSON values whose objects use the commands' own keys.
+    fn shaped() -> impl Strategy<Value = Value> {
+        let keys = keys();
+        leaf().prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(prop::sample::select(keys.clone()), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A seed command with some of its fields replaced by arbitrary values or removed.
+    fn mutated_seed() -> impl Strategy<Value = Value> {
+        (
+            prop::bool::ANY,
+            prop::collection::vec(
+                (
+                    any::<prop::sample::Index>(),
+                    prop::option::weighted(0.8, shaped()),
+                ),
+                1..6,
+            ),
+        )
+            .prop_map(|(push, edits)| {
+                let mut command = seed(if push { PUSH } else { IMPORT });
+                for (index, value) in edits {
+                    let mut all = Vec::new();
+                    pointers(&command, String::new(), &mut all);
+                    let pointer = index.get(&all).clone();
+                    match value {
+                        Some(value) => {
+                            if let Some(slot) = command.pointer_mut(&pointer) {
+                                *slot = value;
+                            }
+                        }
+                        None => {
+                            let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", ""));
+                            if let Some(Value::Object(map)) = command.pointer_mut(parent) {
+                                map.remove(key);
+                            }
+                        }
+                    }
+                }
+                command
+            })
+    }
+
+    /// Parses `raw` (also with a tiny package limit) and checks the outcome is well formed.
+    fn check_bytes(raw: &[u8]) -> Result<(), TestCaseError> {
+        let _ = peek(raw);
+        for limits in [
+            Limits::default(),
+            Limits {
+                max_package_bytes: 0,
+            },
+        ] {
+            if let Err(rejection) = parse(raw, &limits) {
+                prop_assert!(!rejection.field.is_empty(), "{rejection:?}");
+                prop_assert!(!rejection.reason.is_empty(), "{rejection:?}");
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes(raw in prop::collection::vec(any::<u8>(), 0..1024)) {
+            check_bytes(&raw)?;
+        }
+
+        #[test]
+        fn damaged_seed_bytes(
+            push in prop::bool::ANY,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+        ) {
+            let mut raw = if push { PUSH } else { IMPORT }.as_bytes().to_vec();
+            for (index, byte, how) in edits {
+                let at = index.index(raw.len().max(1)).min(raw.len());
+                match how {
+                    0 => raw.insert(at, byte),
+                    1 if at < raw.len() => raw[at] = byte,
+                    _ => raw.truncate(at),
+                }
+            }
+            check_bytes(&raw)?;
+        }
+
+        #[test]
+        fn json_shaped_like_commands(value in prop_oneof![mutated_seed(), shaped()]) {
+            let raw = serde_json::to_vec(&value).expect("serializes");
+            check_bytes(&raw)?;
+        }
+    }
+}

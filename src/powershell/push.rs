@@ -3,12 +3,16 @@
 //!
 //! | step | check | act |
 //! |---|---|---|
-//! | `ensure-application` | `Get-CMApplication -Name … -Fast -DisableWildcardHandling` | `New-CMApplication` |
+//! | `ensure-application` | `Get-CMApplication -Name … -Fast -DisableWildcardHandling -ShowHidden` | `New-CMApplication` |
 //! | `ensure-deployment-type` | `Get-CMDeploymentType -ApplicationName … -DeploymentTypeName …` | `Add-CMScriptDeploymentType` |
 //! | `ensure-distribution` | an `SMS_DPGroupContentInfo` row for the group and the app's package | `Start-CMContentDistribution` |
-//! | `wait-distribution` | `Get-CMDistributionStatus`: done when every targeted DP succeeded | (polls) |
+//! | `wait-distribution` | `Get-CMDistributionStatus`: done when every targeted DP succeeded; fails when DPs report errors and none is in progress or unknown | (polls) |
 //! | `ensure-deployment` | `Get-CMApplicationDeployment -Name … -CollectionName …` | `New-CMApplicationDeployment` |
 //! | `ensure-folder` | `Get-CMFolder` per level; `SMS_ObjectContainerItem` membership | `New-CMFolder`, `Move-CMObject` |
+//!
+//! Every application lookup passes `-ShowHidden`: since ConfigMgr 1802 hidden applications are
+//! not returned without it, so a hidden application with the same name would slip past the
+//! "already exists?" check (and `New-CMApplication` would then refuse the name).
 
 use super::script::{InputError, Script, ScriptBuilder};
 use crate::command::{DeployAction, DeployPurpose, Push, ScriptLanguage, SlowNetwork, TimeBase};
@@ -17,11 +21,14 @@ use crate::command::{DeployAction, DeployPurpose, Push, ScriptLanguage, SlowNetw
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteAccess {
     /// The SMS Provider to create the site drive against; `None` uses `$env:COMPUTERNAME`.
+    /// When the site drive exists already (the module creates it for the console's site), its
+    /// `Root` — the SMS Provider it is connected to — is used instead, for the CIM queries too.
     pub provider_machine: Option<String>,
 }
 
 /// Binds the site inputs and writes the connection preamble: import the module from the
-/// console's folder (once per session), create the `CMSite` drive if missing, go to it.
+/// console's folder (once per session), create the `CMSite` drive if missing — or, if it exists,
+/// take the SMS Provider from its `Root` — and go to it.
 pub(crate) fn connect(
     b: &mut ScriptBuilder,
     site_code: &str,
@@ -40,8 +47,12 @@ pub(crate) fn connect(
     b.open("if (-not (Get-Module -Name 'ConfigurationManager'))")
         .line("Import-Module -Name (Join-Path -Path $ConsolePath -ChildPath 'ConfigurationManager.psd1')")
         .close()
-        .open("if (-not (Get-PSDrive -Name $SiteCode -PSProvider 'CMSite' -ErrorAction 'SilentlyContinue'))")
+        .line("$siteDrive = Get-PSDrive -Name $SiteCode -PSProvider 'CMSite' -ErrorAction 'SilentlyContinue'")
+        .open("if ($null -eq $siteDrive)")
         .line("New-PSDrive -Name $SiteCode -PSProvider 'CMSite' -Root $ProviderMachine -Scope 'Global' | Out-Null")
+        .reopen("else")
+        .comment("The drive exists (the module creates it for the console's site): its Root is the SMS Provider.")
+        .line("$ProviderMachine = $siteDrive.Root")
         .close()
         .line("Set-Location -Path ($SiteCode + ':')")
         .line("");
@@ -92,7 +103,7 @@ pub fn ensure_application(push: &Push, access: &SiteAccess) -> Result<Script, In
         }
     }
     b.comment("Check first: the application exists already after an earlier, interrupted run.")
-        .line("$app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling")
+        .line("$app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling -ShowHidden")
         .line("$created = $false")
         .open("if ($null -eq $app)")
         .line(&create)
@@ -152,7 +163,9 @@ pub fn ensure_deployment_type(push: &Push, access: &SiteAccess) -> Result<Script
 
 fn lookup_application_with_package(b: &mut ScriptBuilder) {
     b.comment("Without -Fast: PackageID is a lazy property.")
-        .line("$app = Get-CMApplication -Name $ApplicationName -DisableWildcardHandling")
+        .line(
+            "$app = Get-CMApplication -Name $ApplicationName -DisableWildcardHandling -ShowHidden",
+        )
         .open("if ($null -eq $app)")
         .line("throw 'The application does not exist.'")
         .close();
@@ -182,8 +195,11 @@ pub fn ensure_distribution(push: &Push, access: &SiteAccess) -> Result<Script, I
     Ok(b.finish())
 }
 
-/// `wait-distribution`: one poll of the distribution status. `done` is true once every targeted
-/// distribution point reports success; the engine polls again until then or its timeout.
+/// `wait-distribution`: one poll of the distribution status (`SMS_ObjectContentExtraInfo`).
+/// `done` is true once every targeted distribution point reports success; the engine polls again
+/// until then or its timeout. When distribution points report errors and none is still in
+/// progress or unknown, the distribution has failed and no poll will change that: the step fails
+/// with a message saying so (and how many DPs failed) instead of polling until the timeout.
 pub fn wait_distribution(push: &Push, access: &SiteAccess) -> Result<Script, InputError> {
     let mut b = start("wait-distribution", push, access)?;
     b.input("ApplicationName", &push.application.name)?.input(
@@ -192,6 +208,10 @@ pub fn wait_distribution(push: &Push, access: &SiteAccess) -> Result<Script, Inp
     )?;
     lookup_application_with_package(&mut b);
     b.line("$status = Get-CMDistributionStatus -Id $app.PackageID")
+        .comment("Errors with nothing left in progress or unknown: the distribution failed for good.")
+        .open("if (($status.NumberErrors -gt 0) -and ($status.NumberInProgress -eq 0) -and ($status.NumberUnknown -eq 0))")
+        .line("throw ('Content distribution failed: ' + $status.NumberErrors + ' of ' + $status.Targeted + ' distribution points report errors and none is still in progress.')")
+        .close()
         .line("$done = ($status.Targeted -gt 0) -and ($status.NumberSuccess -eq $status.Targeted)")
         .line("$result = @{ ok = $true; done = $done; group = $DistributionGroup; targeted = $status.Targeted; succeeded = $status.NumberSuccess; in_progress = $status.NumberInProgress; errors = $status.NumberErrors; unknown = $status.NumberUnknown }");
     Ok(b.finish())
@@ -273,7 +293,7 @@ pub fn ensure_folder(push: &Push, access: &SiteAccess) -> Result<Option<Script>,
         .open("if ($null -eq $folder)")
         .line("throw 'The console folder does not exist.'")
         .close()
-        .line("$app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling")
+        .line("$app = Get-CMApplication -Name $ApplicationName -Fast -DisableWildcardHandling -ShowHidden")
         .open("if ($null -eq $app)")
         .line("throw 'The application does not exist.'")
         .close()

@@ -6,9 +6,13 @@
 //!   <token>`, which runs each step script (`& <script.ps1>`) in the same session, so the
 //!   ConfigurationManager module is imported once per job instead of once per step. Each request
 //!   is a line `RUN <path>`; each step's output ends with a line carrying the session's random
-//!   token and the step's exit code, which no step output can forge. A host found dead before a
-//!   step is replaced transparently; a host that dies or hangs during a step fails that attempt
-//!   (retryably) and is replaced for the next.
+//!   token and the step's exit code, which no step output can forge. A dead or hung host is
+//!   replaced transparently: one found dead before a step is replaced before the step is sent;
+//!   one that dies during a step (its output ends without the end marker) is replaced and the
+//!   step re-run once in the new host, within the step's timeout — safe, because every step
+//!   checks before it acts — and only a second death fails the attempt (retryably). A step that
+//!   hangs past its timeout is not re-run: the host is killed with its tree, the attempt fails
+//!   retryably, and a new host serves the next step.
 //!
 //! In both modes scripts are written (UTF-8 with BOM, byte-exact) into a private directory
 //! (mode 0700 on Unix, removed with the runner), verified by [`verify_script`] before anything is
@@ -191,6 +195,28 @@ struct Session {
     stdout: BufReader<ChildStdout>,
     stderr: Arc<Mutex<Vec<u8>>>,
     token: String,
+}
+
+/// Why a session host gave no reply to a step.
+enum ReplyError {
+    /// Its output ended without the end marker: the host died during the step.
+    HostExited,
+    /// Anything else (a malformed marker, a failed read).
+    Broken(String),
+}
+
+/// How one attempt in a session failed.
+enum SessionFailure {
+    /// The host died during the step; the step may be re-run in a new host.
+    HostDied { how: String, stderr: String },
+    /// Final for this attempt (timeout, garbage, spawn failure…).
+    Other(RunError),
+}
+
+impl From<RunError> for SessionFailure {
+    fn from(error: RunError) -> Self {
+        SessionFailure::Other(error)
+    }
 }
 
 /// Runs step scripts; one per job (a session is per job).
@@ -441,8 +467,43 @@ impl Runner {
         session.stdin.flush().await
     }
 
+    /// Runs a step in the session host. A host that dies during the step (its output ends
+    /// without the end marker) is replaced and the step run once more, within the step's time
+    /// budget — safe, as every step checks before it acts; a second death is a retryable
+    /// [`RunError::Crashed`]. A step that times out is not re-run: its host is killed (with its
+    /// tree) and replaced before the next step.
     async fn run_in_session(&mut self, path: &Path) -> Result<StepRun, RunError> {
         let started = Instant::now();
+        let deadline = started + self.config.step_timeout;
+        let how = match self.session_attempt(path, started, deadline).await {
+            Ok(run) => return Ok(run),
+            Err(SessionFailure::Other(error)) => return Err(error),
+            Err(SessionFailure::HostDied { how, stderr }) => {
+                tracing::warn!(
+                    script = %path.display(),
+                    stderr = %stderr,
+                    "{how}; replacing the host and re-running the step once"
+                );
+                how
+            }
+        };
+        match self.session_attempt(path, started, deadline).await {
+            Ok(run) => Ok(run),
+            Err(SessionFailure::Other(error)) => Err(error),
+            Err(SessionFailure::HostDied { how: again, stderr }) => Err(RunError::Crashed {
+                how: format!("{how}; the host was replaced and the step re-run once, and {again}"),
+                stderr,
+            }),
+        }
+    }
+
+    /// One attempt of a step in the session host (a dead host is replaced first).
+    async fn session_attempt(
+        &mut self,
+        path: &Path,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<StepRun, SessionFailure> {
         if !self.session_alive() {
             self.kill_session().await;
             self.start_session().await?;
@@ -451,10 +512,10 @@ impl Runner {
             // The host died between steps: replace it and send again, transparently.
             self.kill_session().await;
             self.start_session().await?;
-            self.send(path).await?;
+            self.send(path).await.map_err(RunError::Io)?;
         }
-        let timeout = self.config.step_timeout;
-        let reply = tokio::time::timeout(timeout, self.read_reply()).await;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let reply = tokio::time::timeout(remaining, self.read_reply()).await;
         let stderr = match &self.session {
             Some(session) => lossy(&session.stderr.lock().await),
             None => String::new(),
@@ -462,14 +523,21 @@ impl Runner {
         match reply {
             Err(_) => {
                 self.kill_session().await;
-                Err(RunError::Timeout {
-                    seconds: timeout.as_secs(),
+                Err(SessionFailure::Other(RunError::Timeout {
+                    seconds: self.config.step_timeout.as_secs(),
+                    stderr,
+                }))
+            }
+            Ok(Err(ReplyError::HostExited)) => {
+                self.kill_session().await;
+                Err(SessionFailure::HostDied {
+                    how: "the session host exited during the step".into(),
                     stderr,
                 })
             }
-            Ok(Err(how)) => {
+            Ok(Err(ReplyError::Broken(how))) => {
                 self.kill_session().await;
-                Err(RunError::Crashed { how, stderr })
+                Err(SessionFailure::Other(RunError::Crashed { how, stderr }))
             }
             Ok(Ok((stdout, exit_code))) => {
                 let result =
@@ -489,8 +557,11 @@ impl Runner {
     }
 
     /// Reads one step's output up to the end marker: `(stdout, exit code)`, or how it failed.
-    async fn read_reply(&mut self) -> Result<(Vec<u8>, i32), String> {
-        let session = self.session.as_mut().ok_or("no session")?;
+    async fn read_reply(&mut self) -> Result<(Vec<u8>, i32), ReplyError> {
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| ReplyError::Broken("no session".into()))?;
         let marker = end_marker_prefix(&session.token);
         let mut stdout = Vec::new();
         let mut line = Vec::new();
@@ -500,9 +571,9 @@ impl Runner {
                 .stdout
                 .read_until(b'\n', &mut line)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| ReplyError::Broken(e.to_string()))?;
             if n == 0 {
-                return Err("the session host exited during the step".into());
+                return Err(ReplyError::HostExited);
             }
             let text = String::from_utf8_lossy(&line);
             let trimmed = text
@@ -510,9 +581,9 @@ impl Runner {
                 .trim_start_matches('\u{FEFF}');
             if let Some(rest) = trimmed.strip_prefix(&marker) {
                 let code = rest.strip_suffix(">>>").and_then(|c| c.parse::<i32>().ok());
-                return code
-                    .map(|c| (stdout, c))
-                    .ok_or_else(|| format!("malformed end marker {trimmed:?}"));
+                return code.map(|c| (stdout, c)).ok_or_else(|| {
+                    ReplyError::Broken(format!("malformed end marker {trimmed:?}"))
+                });
             }
             if stdout.len() < OUTPUT_CAP {
                 stdout.extend_from_slice(&line);
@@ -541,5 +612,76 @@ impl Runner {
                 let _ = session.child.wait().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `ERROR` and `MISSING` node tree-sitter-powershell finds in `text`, and the kinds of
+    /// all nodes.
+    fn parse(text: &str) -> (Vec<String>, Vec<&'static str>) {
+        let mut parser = tree_sitter::Parser::new();
+        parser
+            .set_language(&tree_sitter_powershell::LANGUAGE.into())
+            .expect("tree-sitter-powershell loads");
+        let tree = parser.parse(text, None).expect("a tree");
+        let (mut problems, mut kinds) = (Vec::new(), Vec::new());
+        let mut cursor = tree.walk();
+        'walk: loop {
+            let node = cursor.node();
+            kinds.push(node.kind());
+            if node.is_error() || node.is_missing() {
+                let at = node.start_position();
+                problems.push(format!(
+                    "{} `{}` at {}:{}",
+                    if node.is_missing() {
+                        "MISSING"
+                    } else {
+                        "ERROR"
+                    },
+                    node.kind(),
+                    at.row + 1,
+                    at.column + 1
+                ));
+            }
+            if cursor.goto_first_child() {
+                continue;
+            }
+            while !cursor.goto_next_sibling() {
+                if !cursor.goto_parent() {
+                    break 'walk;
+                }
+            }
+        }
+        (problems, kinds)
+    }
+
+    #[test]
+    fn the_session_host_script_parses_without_error_or_missing_nodes() {
+        let text = SESSION_HOST_SCRIPT
+            .strip_prefix('\u{FEFF}')
+            .expect("written with a BOM");
+        let (problems, kinds) = parse(text);
+        assert_eq!(problems, Vec::<String>::new(), "{text}");
+        // It is read as the program it is: the param block, the loop, the try/catch, the call.
+        for kind in [
+            "param_block",
+            "while_statement",
+            "try_statement",
+            "catch_clause",
+            "command_invokation_operator",
+        ] {
+            assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+        }
+        // The check itself sees a broken host: a lost closing brace, a lost quote.
+        let (problems, _) = parse(&text.replacen("{ break }", "{ break ", 1));
+        assert!(!problems.is_empty(), "a missing brace goes unnoticed");
+        let (problems, _) = parse(&text.replacen("'RUN '", "'RUN ", 1));
+        assert!(
+            !problems.is_empty(),
+            "an unterminated literal goes unnoticed"
+        );
     }
 }

@@ -53,6 +53,8 @@
 //! `&`/`.` invocation, every command a plain name from [`Policy::commands`], every parameter
 //! `-Letters`, and every literal either an input (`$Name = '…'` at top level, bound once) or one
 //! of [`Policy::constants`]. So no outside value can become code, a command name or a parameter.
+//! Every `exit` must be the only statement of `if ($PSCommandPath) { … }`, so a script pasted
+//! into an interactive console (where `$PSCommandPath` is empty) never closes it.
 //!
 //! Beyond soundness, a small deny-list catches the usual dynamic-code doors written by the
 //! generator itself (`Invoke-Expression`/`iex`, `[scriptblock]`, `[powershell]`,
@@ -838,6 +840,18 @@ fn check_tree(
             "stop_parsing" | "verbatim_command_argument" => {
                 Err(forbidden(text, start, "the `--%` stop-parsing token"))
             }
+            "flow_control_statement"
+                if node_text
+                    .get(..4)
+                    .is_some_and(|w| w.eq_ignore_ascii_case("exit"))
+                    && !exit_only_as_file(text, node) =>
+            {
+                Err(forbidden(
+                    text,
+                    start,
+                    "an `exit` that is not the only statement of `if ($PSCommandPath) { … }` (pasted into a console it would close the console)",
+                ))
+            }
             "command" => {
                 let mut children = named_children(node);
                 if let Some(op) = children.find(|c| c.kind() == "command_invokation_operator") {
@@ -964,6 +978,28 @@ fn check_tree(
         }
     })?;
     Ok((constants_used, commands))
+}
+
+/// Whether the `exit` statement `node` is the only statement of an `if ($PSCommandPath) { … }`
+/// without `else`: it then runs only when the script runs as a file (`-File`, or `& file` in the
+/// session host); pasted into a console, where `$PSCommandPath` is empty, the script just ends.
+fn exit_only_as_file(text: &str, node: Node<'_>) -> bool {
+    let Some(list) = node.parent().filter(|p| p.kind() == "statement_list") else {
+        return false;
+    };
+    let Some(block) = list.parent().filter(|p| p.kind() == "statement_block") else {
+        return false;
+    };
+    let Some(statement) = block.parent().filter(|p| p.kind() == "if_statement") else {
+        return false;
+    };
+    let alone = named_children(list).count() == 1;
+    let plain_if = statement.child_by_field_name("else_clause").is_none()
+        && statement.child_by_field_name("elseif_clauses").is_none();
+    let condition = statement
+        .child_by_field_name("condition")
+        .map(|c| text[c.byte_range()].trim());
+    alone && plain_if && condition.is_some_and(|c| c.eq_ignore_ascii_case("$PSCommandPath"))
 }
 
 /// Visits every node (named or not) in document order, without recursion.
@@ -1146,11 +1182,11 @@ try {
     }
     $result = @{ ok = $true; ci_id = $app.CI_ID; model_name = $app.ModelName }
     Write-Output (ConvertTo-Json -InputObject $result -Depth 10 -Compress)
-    exit 0
+    if ($PSCommandPath) { exit 0 }
 } catch {
     $failure = @{ ok = $false; error = $_.Exception.Message }
     Write-Output (ConvertTo-Json -InputObject $failure -Depth 10 -Compress)
-    exit 1
+    if ($PSCommandPath) { exit 1 }
 }
 ";
 
@@ -1163,9 +1199,13 @@ try {
         format!("{HEAD}{INPUTS}{line}\n{BODY}")
     }
 
-    /// The example with `line` added inside the `try` block, before `exit 0`.
+    /// The example with `line` added inside the `try` block, before its exit.
     fn with_body_line(line: &str) -> String {
-        example().replacen("    exit 0\n", &format!("    {line}\n    exit 0\n"), 1)
+        example().replacen(
+            "    if ($PSCommandPath) { exit 0 }\n",
+            &format!("    {line}\n    if ($PSCommandPath) {{ exit 0 }}\n"),
+            1,
+        )
     }
 
     fn verify(text: &str) -> Result<Verified, Violation> {
@@ -1545,6 +1585,28 @@ try {
     }
 
     // Rule 6: commands.
+
+    #[test]
+    fn exit_is_allowed_only_when_run_as_a_file() {
+        // The example's exits are guarded; these forms would close an admin's console.
+        for bad in [
+            "exit 0",
+            "if ($true) { exit 0 }",
+            "if ($PSCommandPath) { $x = 1; exit 0 }",
+            "if ($PSCommandPath) { exit 0 } else { $x = 1 }",
+            "if (-not $PSCommandPath) { exit 0 }",
+            "EXIT 2",
+        ] {
+            assert_rejected(
+                &with_body_line(bad),
+                |v| matches!(v, Violation::ForbiddenSyntax { construct, .. } if construct.contains("$PSCommandPath")),
+            );
+        }
+        verify(&with_body_line("if ($pscommandpath) { exit 3 }")).expect("guarded exit");
+        // `return` and `throw` are other flow control, not exits.
+        verify(&with_body_line("if ($null -eq $app) { throw 'Stop' }"))
+            .expect("throw is not an exit");
+    }
 
     #[test]
     fn rejects_commands_outside_the_policy() {

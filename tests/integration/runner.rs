@@ -246,26 +246,68 @@ fn a_host_that_died_between_steps_is_replaced_transparently() {
 }
 
 #[test]
-fn a_host_dying_or_hanging_mid_step_fails_that_attempt_only() {
+fn a_host_dying_mid_step_is_replaced_and_the_step_rerun_once() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        // Dies without the end marker on its first request.
+        // Dies without the end marker on its first request, ever; every later host answers.
         let dir = temp_dir();
         let flag = dir.path().join("died-once");
+        let runs = dir.path().join("runs");
         let body = format!(
-            r#"while IFS= read -r line; do if [ ! -e {f} ]; then touch {f}; echo '{{"ok":tr'; exit 0; fi; echo '{{"ok":true}}'; echo "<<<sccm-connector:$3:exit=0>>>"; done"#,
+            r#"while IFS= read -r line; do echo "${{line#RUN }}" >> {r}; if [ ! -e {f} ]; then touch {f}; echo '{{"ok":tr'; exit 0; fi; echo '{{"ok":true}}'; echo "<<<sccm-connector:$3:exit=0>>>"; done"#,
+            f = flag.display(),
+            r = runs.display()
+        );
+        let mut first = runner(&body, RunMode::Session, 10_000);
+        let run = first.run(&step_script()).await.expect("replaced and re-run transparently");
+        assert!(run.result.ok());
+        assert_eq!(first.hosts_started(), 2, "the dead host was replaced once");
+        let ran = std::fs::read_to_string(&runs).expect("requests");
+        let ran: Vec<&str> = ran.lines().collect();
+        assert_eq!(ran.len(), 2, "the same step, sent to both hosts: {ran:?}");
+        assert_eq!(ran[0], ran[1]);
+        // The replacement keeps serving.
+        assert!(first.run(&step_script()).await.expect("next step").result.ok());
+        assert_eq!(first.hosts_started(), 2);
+
+        // A host that dies on every step: re-run once, then a retryable failure.
+        let mut runner = runner(
+            r#"while IFS= read -r line; do echo '{"ok":tr'; exit 0; done"#,
+            RunMode::Session,
+            10_000,
+        );
+        let error = runner.run(&step_script()).await.expect_err("dies twice");
+        assert!(
+            matches!(&error, RunError::Crashed { how, .. } if how.contains("re-run once")) && error.is_retryable(),
+            "{error}"
+        );
+        assert_eq!(runner.hosts_started(), 2, "one replacement per step, not a loop");
+    });
+}
+
+#[test]
+fn a_hung_step_is_not_rerun_and_its_host_is_replaced_for_the_next() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dir = temp_dir();
+        let flag = dir.path().join("hung-once");
+        let body = format!(
+            r#"while IFS= read -r line; do if [ ! -e {f} ]; then touch {f}; sleep 1000; fi; echo '{{"ok":true}}'; echo "<<<sccm-connector:$3:exit=0>>>"; done"#,
             f = flag.display()
         );
-        let mut runner = runner(&body, RunMode::Session, 10_000);
-        let error = runner.run(&step_script()).await.expect_err("the host died mid-step");
-        assert!(matches!(error, RunError::Crashed { .. }) && error.is_retryable(), "{error}");
+        let mut runner = runner(&body, RunMode::Session, 300);
+        let error = runner.run(&step_script()).await.expect_err("hung");
+        assert!(matches!(error, RunError::Timeout { .. }) && error.is_retryable(), "{error}");
+        assert_eq!(runner.hosts_started(), 1, "a timed-out step is not re-run");
         assert!(runner.run(&step_script()).await.expect("a new host").result.ok());
         assert_eq!(runner.hosts_started(), 2);
 
-        // Hangs.
         let mut runner = runner_hang();
         let error = runner.run(&step_script()).await.expect_err("hung");
         assert!(matches!(error, RunError::Timeout { .. }), "{error}");
@@ -295,4 +337,102 @@ fn a_forged_end_marker_is_just_output() {
             vec!["<<<sccm-connector:not-the-token:exit=0>>>".to_string()]
         );
     });
+}
+
+/// A runner like [`runner`] whose private script directory is created under `scratch`.
+fn runner_in(body: &str, mode: RunMode, timeout_ms: u64, scratch: &std::path::Path) -> Runner {
+    Runner::new(PowerShellConfig {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), body.into(), "sh".into()],
+        mode,
+        step_timeout: Duration::from_millis(timeout_ms),
+        scratch_dir: Some(scratch.to_path_buf()),
+    })
+    .expect("a runner")
+}
+
+/// The runner's private directories under `scratch`, and the step scripts left in them (the
+/// session host's own file is not a step).
+fn leftovers(scratch: &std::path::Path) -> (usize, Vec<String>) {
+    let mut dirs = 0;
+    let mut steps = Vec::new();
+    for entry in std::fs::read_dir(scratch).expect("scratch") {
+        let dir = entry.expect("entry").path();
+        dirs += 1;
+        for file in std::fs::read_dir(&dir).expect("private dir") {
+            let name = file
+                .expect("file")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if name != sccm_connector::powershell::runner::SESSION_HOST_FILE {
+                steps.push(name);
+            }
+        }
+    }
+    (dirs, steps)
+}
+
+#[test]
+fn no_step_script_remains_after_success_timeout_or_crash() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Every body first proves the script file exists while the step runs (else exit 9).
+    let per_step = [
+        (
+            "success",
+            r#"test -f "$2" || exit 9; echo '{"ok":true}'"#,
+            true,
+        ),
+        ("timeout", r#"test -f "$2" || exit 9; sleep 1000"#, false),
+        ("crash", r#"test -f "$2" || exit 9; kill -9 $$"#, false),
+    ];
+    let session = [
+        ("success", host(r#"echo '{"ok":true}'"#, ":"), true),
+        (
+            "timeout",
+            r#"while IFS= read -r line; do test -f "${line#RUN }" || exit 9; sleep 1000; done"#.to_string(),
+            false,
+        ),
+        (
+            "crash",
+            r#"while IFS= read -r line; do test -f "${line#RUN }" || exit 9; echo '{"ok":tr'; kill -9 $$; done"#.to_string(),
+            false,
+        ),
+    ];
+    let cases = per_step
+        .iter()
+        .map(|(what, body, ok)| (RunMode::PerStep, *what, body.to_string(), *ok))
+        .chain(
+            session
+                .into_iter()
+                .map(|(what, body, ok)| (RunMode::Session, what, body, ok)),
+        );
+    for (mode, what, body, ok) in cases {
+        let scratch = temp_dir();
+        let mut runner = runner_in(&body, mode, 500, scratch.path());
+        let outcome = rt.block_on(runner.run(&step_script()));
+        match (&outcome, ok) {
+            (Ok(run), true) => assert!(run.result.ok(), "{mode:?} {what}"),
+            (Err(RunError::Timeout { .. }), false) if what == "timeout" => {}
+            (Err(RunError::Crashed { .. }), false) if what == "crash" => {}
+            _ => panic!("{mode:?} {what}: unexpected {outcome:?}"),
+        }
+        let (dirs, steps) = leftovers(scratch.path());
+        assert_eq!(dirs, 1, "{mode:?} {what}: the runner's private directory");
+        assert_eq!(
+            steps,
+            Vec::<String>::new(),
+            "{mode:?} {what}: step scripts left behind"
+        );
+        rt.block_on(runner.shutdown());
+        drop(runner);
+        assert_eq!(
+            leftovers(scratch.path()).0,
+            0,
+            "{mode:?} {what}: the private directory outlived the runner"
+        );
+    }
 }

@@ -327,34 +327,76 @@ const PREFERENCE_VARIABLES: &[&str] = &[
     "informationpreference",
 ];
 
-/// Runs `script` on `host`; output and errors go to the host's streams.
+/// How a script pasted at an interactive prompt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PastedOutcome {
+    /// It ran to its end; the console stays open.
+    Ended,
+    /// It ran `exit N`, which at an interactive prompt closes the console.
+    ClosedConsole(i32),
+    /// An uncaught terminating error (already displayed on stderr); the console stays open.
+    Failed(Box<ErrorRecord>),
+    /// A simulator limitation (already reported on stderr).
+    Fatal(String),
+}
+
+/// Runs `script` on `host` as a script file (`-File`, or `& <file>` in the session host):
+/// `$PSCommandPath` is the file's path, and `exit N` ends the script with code N. Output and
+/// errors go to the host's streams.
 pub fn run_script(host: &mut Host, script: Rc<ScriptFile>) -> Outcome {
+    let path = script.path.clone();
+    match execute(host, script, Some(path)) {
+        Ok(()) => Outcome::Exited(0),
+        Err(Flow::Exit(code)) => Outcome::Exited(code),
+        Err(Flow::Error(record)) => Outcome::Failed(record),
+        Err(Flow::Fatal(message)) => Outcome::Fatal(message),
+    }
+}
+
+/// Runs `script`'s text as if an admin pasted it at an interactive PowerShell prompt: there is no
+/// script file, so `$PSCommandPath` is empty, and an `exit` would close the console.
+pub fn run_pasted(host: &mut Host, script: Rc<ScriptFile>) -> PastedOutcome {
+    match execute(host, script, None) {
+        Ok(()) => PastedOutcome::Ended,
+        Err(Flow::Exit(code)) => PastedOutcome::ClosedConsole(code),
+        Err(Flow::Error(record)) => PastedOutcome::Failed(record),
+        Err(Flow::Fatal(message)) => PastedOutcome::Fatal(message),
+    }
+}
+
+/// Runs `script` with `$PSCommandPath` set to `file` (a script file) or unset (a prompt);
+/// uncaught errors and simulator limitations are reported on stderr.
+fn execute(host: &mut Host, script: Rc<ScriptFile>, file: Option<String>) -> Result<(), Flow> {
+    let mut vars = HashMap::new();
+    if let Some(file) = file {
+        vars.insert("pscommandpath".to_string(), Value::str(&file));
+    }
     let mut exec = Exec {
         host,
         script: Rc::clone(&script),
-        vars: HashMap::new(),
+        vars,
         underscore: Vec::new(),
         capture: Vec::new(),
         try_depth: 0,
         line: 1,
         column: 1,
     };
-    match exec.run_block(&script.block.stmts) {
-        Ok(()) => Outcome::Exited(0),
-        Err(Flow::Exit(code)) => Outcome::Exited(code),
+    let result = exec.run_block(&script.block.stmts);
+    match &result {
+        Ok(()) | Err(Flow::Exit(_)) => {}
         Err(Flow::Error(record)) => {
             let text = record.display(&script);
             exec.host.error_line(&text);
-            Outcome::Failed(record)
         }
         Err(Flow::Fatal(message)) => {
-            exec.host.error_line(&format!(
+            let text = format!(
                 "sccm-connector sim powershell: {}:{}: {message}",
                 script.path, exec.line
-            ));
-            Outcome::Fatal(message)
+            );
+            exec.host.error_line(&text);
         }
     }
+    result
 }
 
 impl<'h> Exec<'h> {

@@ -623,3 +623,180 @@ fn powershell_exe_arguments() {
         assert!(parse_powershell_args(&args(bad)).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn scripts_set_an_exit_code_as_files_and_keep_a_pasted_console_open() {
+    let w = world();
+    let push = push_command(|_| {});
+    let access = SiteAccess::default();
+    // Before the application exists, ensure-distribution fails; ensure-application succeeds.
+    let failing = push::ensure_distribution(&push, &access).expect("renders");
+    let succeeding = push::ensure_application(&push, &access).expect("renders");
+
+    // As a file (-File): exit codes 1 and 0.
+    let run = w.run_script(&failing);
+    assert_eq!(run.code, 1, "{} {}", run.out, run.err);
+    assert_eq!(run.json()["ok"], false);
+
+    // In the session host (`& <file>`): the same codes reach the end marker.
+    let mut requests = String::new();
+    for (name, script) in [("a", &failing), ("b", &succeeding)] {
+        let path = w.write(&format!("{name}.ps1"), script.bytes());
+        requests.push_str(&format!("RUN {}\n", path.display()));
+    }
+    let (mut host, out, err) = w.host(Mode::Session, FaultPlan::default());
+    host.encoding = ConsoleEncoding::Utf8 { bom: false };
+    serve_session(&mut host, "tok", &mut requests.as_bytes());
+    let out = out.take();
+    let codes: Vec<&str> = out
+        .split("<<<sccm-connector:tok:exit=")
+        .skip(1)
+        .map(|r| &r[..1])
+        .collect();
+    assert_eq!(codes, ["1", "0"], "{out} {}", err.take());
+
+    // Pasted at a prompt ($PSCommandPath empty): one JSON line each, and the console stays open.
+    let (mut host, out, err) = w.host(Mode::PerStep, FaultPlan::default());
+    for (script, ok) in [(&failing, false), (&succeeding, true), (&failing, false)] {
+        let file = load_script(&w.write("pasted.ps1", script.bytes())).expect("loads");
+        let outcome = interp::run_pasted(&mut host, Rc::new(file));
+        assert_eq!(outcome, interp::PastedOutcome::Ended, "{}", err.take());
+        let printed = out.take();
+        let json: serde_json::Value = serde_json::from_str(printed.trim()).expect("one JSON line");
+        assert_eq!(json["ok"], ok, "{printed}");
+    }
+    // The simulator is faithful about the difference: a bare `exit` closes a pasted console.
+    let bare = load_script(&w.write("bare.ps1", "\u{FEFF}exit 3\n".as_bytes())).expect("loads");
+    assert_eq!(
+        interp::run_pasted(&mut host, Rc::new(bare)),
+        interp::PastedOutcome::ClosedConsole(3)
+    );
+}
+
+#[test]
+fn a_hidden_application_with_the_same_name_is_found_by_the_guards() {
+    let w = world();
+    let seed = crate::sim::site::seed::Seed {
+        applications: vec![crate::sim::site::seed::SeedApplication {
+            name: APP.into(),
+            hidden: true,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    crate::sim::site::seed::apply(&w.site, &seed, "test").expect("seeded");
+    let hidden = w.site.read().expect("state").applications[0].ci_id;
+
+    // The simulator hides it from a plain lookup, as ConfigMgr does since 1802.
+    let plain = w.run_text(&format!(
+        "$ConsolePath = '{}'\n$SiteCode = 'DEM'\n$ProviderMachine = $env:COMPUTERNAME\nImport-Module -Name (Join-Path -Path $ConsolePath -ChildPath 'ConfigurationManager.psd1')\nNew-PSDrive -Name $SiteCode -PSProvider 'CMSite' -Root $ProviderMachine -Scope 'Global' | Out-Null\nSet-Location -Path ($SiteCode + ':')\n$a = Get-CMApplication -Name {} -Fast -DisableWildcardHandling\n$b = Get-CMApplication -Name {} -Fast -DisableWildcardHandling -ShowHidden\n$r = @{{ ok = $true; plain = ($null -eq $a); shown = $b.CI_ID }}\nWrite-Output (ConvertTo-Json -InputObject $r -Compress)\nexit 0",
+        w.site.config().console_path,
+        single_quoted(APP).expect("quoted"),
+        single_quoted(APP).expect("quoted"),
+    ));
+    assert_eq!(plain.json()["plain"], true, "{}", plain.err);
+    assert_eq!(plain.json()["shown"], hidden);
+
+    // The push's guards see it: nothing is created a second time, every step succeeds.
+    let push = push_command(|_| {});
+    let scripts = push_scripts(&push);
+    for script in &scripts {
+        assert!(
+            script.text.contains("-ShowHidden") || !script.text.contains("Get-CMApplication "),
+            "{} looks up applications without -ShowHidden",
+            script.step
+        );
+        let run = w.run_script(script);
+        assert_eq!(run.code, 0, "{}: {} {}", script.step, run.out, run.err);
+        if script.step == "ensure-application" {
+            assert_eq!(run.json()["created"], false);
+            assert_eq!(run.json()["ci_id"], hidden);
+        }
+    }
+    let state = w.site.read().expect("state");
+    assert_eq!(state.applications.len(), 1, "no second application");
+    assert_eq!(state.audit(), Ok(()));
+}
+
+#[test]
+fn an_existing_site_drive_names_the_provider_for_cim_queries() {
+    // The console machine is not the SMS Provider, and importing the module creates the site
+    // drive itself (as the real module does): the provider is only known from the drive's Root.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    let content = share.join("incoming").join(APP);
+    std::fs::create_dir_all(&content).expect("mkdir");
+    std::fs::write(content.join("Deploy-Application.exe"), b"MZ").expect("write");
+    let config = SiteConfig::from_options(
+        dir.path(),
+        &InitOptions {
+            shares: vec![(SHARE.into(), share)],
+            provider_machine: Some("CM01.contoso.com".into()),
+            computer_name: Some("CONSOLE01".into()),
+            module_creates_drive: true,
+            ..InitOptions::default()
+        },
+    )
+    .expect("config");
+    let site = Site::init(&dir.path().join("site"), config, false).expect("site");
+    let w = World { dir, site };
+    let push = push_command(|_| {});
+    for script in push_scripts(&push) {
+        assert!(script.text.contains("$ProviderMachine = $siteDrive.Root"));
+        let run = w.run_script(&script);
+        assert_eq!(run.code, 0, "{}: {} {}", script.step, run.out, run.err);
+    }
+    let state = w.site.read().expect("state");
+    assert_eq!(state.memberships.len(), 1, "moved into its folder");
+    assert_eq!(state.audit(), Ok(()));
+}
+
+#[test]
+fn a_failed_distribution_ends_the_wait_with_a_clear_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    let content = share.join("incoming").join(APP);
+    std::fs::create_dir_all(&content).expect("mkdir");
+    std::fs::write(content.join("Deploy-Application.exe"), b"MZ").expect("write");
+    let mut config = SiteConfig::from_options(
+        dir.path(),
+        &InitOptions {
+            shares: vec![(SHARE.into(), share)],
+            dp_groups: vec![("Demo Distribution Group".into(), 3)],
+            distribution_polls: Some(3),
+            ..InitOptions::default()
+        },
+    )
+    .expect("config");
+    config.distribution_point_groups[0].failing_dps = 1;
+    let site = Site::init(&dir.path().join("site"), config, false).expect("site");
+    let w = World { dir, site };
+    let push = push_command(|_| {});
+    let access = SiteAccess::default();
+    for script in [
+        push::ensure_application(&push, &access),
+        push::ensure_deployment_type(&push, &access),
+        push::ensure_distribution(&push, &access),
+    ] {
+        let run = w.run_script(&script.expect("renders"));
+        assert_eq!(run.code, 0, "{} {}", run.out, run.err);
+    }
+    let wait = push::wait_distribution(&push, &access).expect("renders");
+    // While DPs are in progress the step polls on, errors or not.
+    for _ in 0..2 {
+        let run = w.run_script(&wait);
+        assert_eq!(run.code, 0, "{} {}", run.out, run.err);
+        assert_eq!(run.json()["done"], false);
+        assert_eq!(run.json()["errors"], 0);
+    }
+    // Then 2 DPs succeeded, 1 failed, none in progress: a failure that says so, not another poll.
+    for _ in 0..2 {
+        let run = w.run_script(&wait);
+        assert_eq!(run.code, 1, "{} {}", run.out, run.err);
+        assert_eq!(run.json()["ok"], false);
+        assert_eq!(
+            run.json()["error"],
+            "Content distribution failed: 1 of 3 distribution points report errors and none is still in progress."
+        );
+    }
+}

@@ -14,6 +14,14 @@ pub struct DpGroup {
     /// `{GUID}` as `SMS_DistributionPointGroup.GroupID`.
     pub group_id: String,
     pub dp_count: u32,
+    /// How many of the group's DPs fail every distribution to them: after the site's
+    /// `distribution_polls` they report errors (`NumberErrors`) instead of success. Default 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failing_dps: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A device collection deployments can target.
@@ -155,6 +163,7 @@ impl SiteConfig {
                     name,
                     group_id: super::clock::guid_braced(),
                     dp_count,
+                    failing_dps: 0,
                 })
                 .collect(),
             collections: collections
@@ -192,6 +201,16 @@ impl SiteConfig {
         }
         if self.distribution_polls == 0 {
             return bad("distribution_polls must be at least 1".into());
+        }
+        if let Some(g) = self
+            .distribution_point_groups
+            .iter()
+            .find(|g| g.failing_dps > g.dp_count)
+        {
+            return bad(format!(
+                "distribution point group {:?} has {} failing DPs but only {} DPs",
+                g.name, g.failing_dps, g.dp_count
+            ));
         }
         for share in &self.shares {
             let ok = share.unc.starts_with("\\\\")

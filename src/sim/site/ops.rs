@@ -458,6 +458,7 @@ pub fn start_distribution(
         object_id: app.model_name.clone(),
         application_ci_id: app.ci_id,
         dp_count: group.dp_count,
+        failing_dps: group.failing_dps.min(group.dp_count),
         polls: 0,
         started: now.to_string(),
     };
@@ -503,14 +504,17 @@ pub fn poll_distribution(
         if d.polls < polls_needed {
             d.polls += 1;
         }
-        let success = if d.polls >= polls_needed {
-            d.dp_count
+        // The failing DPs stay in progress until the last poll, then report errors.
+        let healthy = d.dp_count - d.failing_dps.min(d.dp_count);
+        let (success, errors) = if d.polls >= polls_needed {
+            (healthy, d.dp_count - healthy)
         } else {
-            d.dp_count * d.polls / polls_needed
+            (healthy * d.polls / polls_needed, 0)
         };
         status.targeted += d.dp_count;
         status.success += success;
-        status.in_progress += d.dp_count - success;
+        status.errors += errors;
+        status.in_progress += d.dp_count - success - errors;
     }
     Some(status)
 }

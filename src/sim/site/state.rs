@@ -345,8 +345,11 @@ pub struct Distribution {
     pub object_id: String,
     pub application_ci_id: u32,
     pub dp_count: u32,
-    /// Status polls seen so far; every targeted DP reports success after the site's
-    /// `distribution_polls`.
+    /// DPs of the group that fail this distribution (the group's `failing_dps` when it started).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failing_dps: u32,
+    /// Status polls seen so far; after the site's `distribution_polls` every targeted DP reports
+    /// success, or errors for the failing ones.
     pub polls: u32,
     pub started: String,
 }
@@ -473,4 +476,8 @@ impl State {
             changes,
         });
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
