@@ -359,10 +359,12 @@ async fn garbage_output_is_retried_then_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_exiting_non_zero_after_its_effect_is_retried_without_a_second_deployment() {
+    // Per step, the dead process is the attempt: it is journaled as failed and retried.
     let mut case = Case::with_site_faults(json!([
         {"cmdlet": "New-CMApplicationDeployment", "calls": [1], "after_effect": true, "fault": {"kind": "exit", "code": 5}},
     ]))
     .await;
+    case.setup.mode = "per-step".into();
     case.push(
         &app("Contoso_Exit"),
         "Applications/Faults",
@@ -379,6 +381,47 @@ async fn a_host_exiting_non_zero_after_its_effect_is_retried_without_a_second_de
             .any(|f| f.starts_with("ensure-deployment") && f.contains("exited without a result")),
         "{:?}",
         journal.failures
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_host_dying_after_its_effect_is_replaced_and_the_step_rerun_transparently() {
+    // In a session, the runner replaces the dead host and runs the step again at once: the
+    // guard finds the deployment, nothing is created twice, and no attempt is spent.
+    let mut case = Case::with_site_faults(json!([
+        {"cmdlet": "New-CMApplicationDeployment", "calls": [1], "after_effect": true, "fault": {"kind": "exit", "code": 5}},
+    ]))
+    .await;
+    assert_eq!(case.setup.mode, "session");
+    case.push(
+        &app("Contoso_SessionExit"),
+        "Applications/Faults",
+        package("SessionExit", 50_000),
+    )
+    .await;
+    let results = case.run().await;
+    assert_ok(&results[0]);
+    let journal = case.verify().await;
+    assert!(
+        !journal
+            .failures
+            .iter()
+            .any(|f| f.starts_with("ensure-deployment")),
+        "{:?}",
+        journal.failures
+    );
+    let dump = crate::support::e2e::site_dump(&case.setup.site);
+    let calls = &dump["state"]["calls"];
+    // The step ran twice (the host died after creating the deployment), created it once.
+    assert_eq!(
+        calls["New-CMApplicationDeployment"].as_u64(),
+        Some(1),
+        "{calls}"
+    );
+    assert_eq!(
+        calls["Get-CMApplicationDeployment"].as_u64(),
+        Some(2),
+        "{calls}"
     );
 }
 
