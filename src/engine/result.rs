@@ -158,7 +158,7 @@ fn import_result(job: &Job, i: &command::Import) -> Value {
                 "path": container.as_deref().map_or_else(|| "/".to_string(), |c| folder_path(&folders, c)),
                 "container_id": container.unwrap_or_else(|| "0".into()),
                 "resource_id": metadata.as_ref().and_then(|m| m.resource_id.clone()),
-                "is_duplicated": all_names.iter().filter(|n| n.eq_ignore_ascii_case(&found.name)).count() > 1,
+                "is_duplicated": all_names.iter().filter(|n| same_name(n, &found.name)).count() > 1,
                 "metadata": metadata.as_ref().map(|m| json!({
                     "package_name": m.package_name,
                     "version": m.version,
@@ -191,4 +191,29 @@ fn import_result(job: &Job, i: &command::Import) -> Value {
         })
         .collect();
     json!({ "folders": folder_list, "applications": applications, "not_found": not_found })
+}
+
+/// Whether ConfigMgr would see two application names as the same: its database compares names
+/// without regard to case in every script (`Ä` = `ä`, not only ASCII) but with regard to accents.
+fn same_name(a: &str, b: &str) -> bool {
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_name;
+
+    #[test]
+    fn names_compare_without_case_in_every_script() {
+        assert!(same_name("FileZilla", "FILEZILLA"));
+        assert!(same_name("Überwachung", "überwachung"));
+        assert!(
+            !same_name("ΣΥΣΤΗΜΑ", "σύστημα"),
+            "accents count, as in ConfigMgr's collation"
+        );
+        assert!(same_name("ΣΥΣΤΗΜΑ", "συστημα"));
+        assert!(!same_name("App", "App2"));
+    }
 }
