@@ -196,7 +196,10 @@ impl Syncer {
         Self::spawn_with(Box::new(move || file.sync_data()), durable)
     }
 
-    fn spawn_with(sync: SyncFn, durable: mpsc::UnboundedSender<(u32, u64)>) -> std::io::Result<Self> {
+    fn spawn_with(
+        sync: SyncFn,
+        durable: mpsc::UnboundedSender<(u32, u64)>,
+    ) -> std::io::Result<Self> {
         let (requests, received) = std::sync::mpsc::sync_channel::<(u32, u64)>(1);
         let busy = Arc::new(AtomicBool::new(false));
         let done = busy.clone();
@@ -259,7 +262,14 @@ fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> std::io::Result<()> 
 }
 
 impl Writer {
-    fn new(path: PathBuf, file: File, hasher: Sha256, start: u64, job: &Download, syncer: Syncer) -> Self {
+    fn new(
+        path: PathBuf,
+        file: File,
+        hasher: Sha256,
+        start: u64,
+        job: &Download,
+        syncer: Syncer,
+    ) -> Self {
         Self {
             path,
             file,
@@ -725,7 +735,10 @@ mod tests {
     #[test]
     fn a_206_must_carry_a_content_range_from_the_asked_offset_of_the_expected_size() {
         assert!(range("bytes 100-999/1000", 100, 1000).is_ok());
-        assert!(range("bytes 100-499/1000", 100, 1000).is_ok(), "a shorter range");
+        assert!(
+            range("bytes 100-499/1000", 100, 1000).is_ok(),
+            "a shorter range"
+        );
         assert!(range("bytes 0-999/1000", 0, 1000).is_ok());
         assert!(matches!(
             check_content_range(None, 100, 1000),
@@ -819,7 +832,11 @@ mod tests {
         for chunk in chunks(63, MIB) {
             writer.write(&mut vec![chunk]).unwrap();
         }
-        assert_eq!(gate.syncs.load(Ordering::SeqCst), 0, "no sync before 64 MiB");
+        assert_eq!(
+            gate.syncs.load(Ordering::SeqCst),
+            0,
+            "no sync before 64 MiB"
+        );
         assert!(durable.try_recv().is_err());
         writer.write(&mut chunks(1, MIB)).unwrap();
         assert_eq!(wait_durable(&mut durable), (0, 64 * MIB as u64));
@@ -838,7 +855,10 @@ mod tests {
             writer.write(&mut chunks(2, 1000)).unwrap();
         }
         assert_eq!(writer.written, 11_000);
-        assert!(durable.try_recv().is_err(), "nothing durable while the sync hangs");
+        assert!(
+            durable.try_recv().is_err(),
+            "nothing durable while the sync hangs"
+        );
         assert_eq!(gate.syncs.load(Ordering::SeqCst), 0);
         gate.set_hold(false);
         assert_eq!(wait_durable(&mut durable), (0, 1000));
