@@ -729,7 +729,11 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     fn range(text: &str, written: u64, size: u64) -> Result<(), PortalError> {
-        check_content_range(Some(&HeaderValue::from_str(text).unwrap()), written, size)
+        check_content_range(
+            Some(&HeaderValue::from_str(text).expect("works")),
+            written,
+            size,
+        )
     }
 
     #[test]
@@ -778,9 +782,9 @@ mod tests {
         fn sync_fn(&self) -> SyncFn {
             let gate = self.clone();
             Box::new(move || {
-                let mut held = gate.hold.lock().unwrap();
+                let mut held = gate.hold.lock().expect("the gate");
                 while *held {
-                    held = gate.released.wait(held).unwrap();
+                    held = gate.released.wait(held).expect("the gate");
                 }
                 gate.syncs.fetch_add(1, Ordering::SeqCst);
                 Ok(())
@@ -788,7 +792,7 @@ mod tests {
         }
 
         fn set_hold(&self, hold: bool) {
-            *self.hold.lock().unwrap() = hold;
+            *self.hold.lock().expect("the gate") = hold;
             self.released.notify_all();
         }
     }
@@ -799,12 +803,12 @@ mod tests {
         gate: &Gate,
     ) -> (Writer, mpsc::UnboundedReceiver<(u32, u64)>) {
         let path = dir.path().join("package.zip");
-        let (file, hasher) = prepare(&path, 0).unwrap();
+        let (file, hasher) = prepare(&path, 0).expect("works");
         let (durable_tx, durable_rx) = mpsc::unbounded_channel();
         let mut job = Download::new("/p", &path, 1 << 40, "00");
         job.checkpoint_bytes = checkpoint_bytes;
         job.checkpoint_interval = Duration::from_secs(3600);
-        let syncer = Syncer::spawn_with(gate.sync_fn(), durable_tx).unwrap();
+        let syncer = Syncer::spawn_with(gate.sync_fn(), durable_tx).expect("works");
         (Writer::new(path, file, hasher, 0, &job, syncer), durable_rx)
     }
 
@@ -825,12 +829,12 @@ mod tests {
 
     #[test]
     fn the_file_is_synced_only_at_the_checkpoint_cadence() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("works");
         let gate = Gate::default();
         const MIB: usize = 1024 * 1024;
         let (mut writer, mut durable) = writer(&dir, 64 * MIB as u64, &gate);
         for chunk in chunks(63, MIB) {
-            writer.write(&mut vec![chunk]).unwrap();
+            writer.write(&mut vec![chunk]).expect("works");
         }
         assert_eq!(
             gate.syncs.load(Ordering::SeqCst),
@@ -838,21 +842,21 @@ mod tests {
             "no sync before 64 MiB"
         );
         assert!(durable.try_recv().is_err());
-        writer.write(&mut chunks(1, MIB)).unwrap();
+        writer.write(&mut chunks(1, MIB)).expect("works");
         assert_eq!(wait_durable(&mut durable), (0, 64 * MIB as u64));
         assert_eq!(gate.syncs.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn writing_goes_on_during_a_sync_and_an_offset_is_reported_only_once_synced() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("works");
         let gate = Gate::default();
         gate.set_hold(true);
         let (mut writer, mut durable) = writer(&dir, 1000, &gate);
-        writer.write(&mut chunks(1, 1000)).unwrap();
+        writer.write(&mut chunks(1, 1000)).expect("works");
         // The sync of the first 1000 bytes hangs; the writer goes on regardless.
         for _ in 0..5 {
-            writer.write(&mut chunks(2, 1000)).unwrap();
+            writer.write(&mut chunks(2, 1000)).expect("works");
         }
         assert_eq!(writer.written, 11_000);
         assert!(
@@ -863,13 +867,15 @@ mod tests {
         gate.set_hold(false);
         assert_eq!(wait_durable(&mut durable), (0, 1000));
         // The next write asks for the rest.
-        writer.write(&mut chunks(1, 1000)).unwrap();
+        writer.write(&mut chunks(1, 1000)).expect("works");
         assert_eq!(wait_durable(&mut durable), (0, 12_000));
         let (closed_tx, closed) = mpsc::channel(1);
         drop(closed_tx);
-        let (len, digest) = writer.run(closed, mpsc::unbounded_channel().0).unwrap();
+        let (len, digest) = writer
+            .run(closed, mpsc::unbounded_channel().0)
+            .expect("works");
         assert_eq!(len, 12_000);
-        let on_disk = std::fs::read(dir.path().join("package.zip")).unwrap();
+        let on_disk = std::fs::read(dir.path().join("package.zip")).expect("works");
         assert_eq!(on_disk.len(), 12_000);
         assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&on_disk)));
     }

@@ -569,9 +569,9 @@ mod tests {
     use super::*;
 
     async fn start(dir: &std::path::Path) -> SimHandle {
-        serve(SimConfig::new("127.0.0.1:0".parse().unwrap(), dir))
+        serve(SimConfig::new("127.0.0.1:0".parse().expect("works"), dir))
             .await
-            .unwrap()
+            .expect("works")
     }
 
     async fn post_command(url: &str, id: &str) -> reqwest::StatusCode {
@@ -580,30 +580,30 @@ mod tests {
             .body(format!("{{\"id\": \"{id}\"}}"))
             .send()
             .await
-            .unwrap()
+            .expect("works")
             .status()
     }
 
     async fn command_status(url: &str, id: &str) -> reqwest::StatusCode {
         reqwest::get(format!("{url}/sim/commands/{id}"))
             .await
-            .unwrap()
+            .expect("works")
             .status()
     }
 
     async fn a_failed_save_leaves_memory_as_on_disk() {
         // reqwest is built without a default TLS provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("works");
         let sim = start(dir.path()).await;
         let url = sim.url();
         assert_eq!(post_command(&url, "kept").await, 201);
         // Saving fails: its temporary files cannot be created.
         let tmp = dir.path().join("tmp");
-        std::fs::remove_dir_all(&tmp).unwrap();
+        std::fs::remove_dir_all(&tmp).expect("works");
         assert_eq!(post_command(&url, "lost").await, 500);
         assert_eq!(command_status(&url, "lost").await, 404, "not in memory");
-        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::create_dir_all(&tmp).expect("works");
         assert_eq!(post_command(&url, "later").await, 201);
         sim.shutdown().await;
         // Memory and disk agree: a restarted simulator knows the same commands.
