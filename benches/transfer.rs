@@ -2,7 +2,12 @@
 //! simulator (`sccm-connector sim portal`, a separate process), by the connector's client (SHA-256
 //! inline, durable checkpoints, chunked resumable upload) and by `curl` (installed with apt-get
 //! if missing) against the same simulator in the same run. Ends with
-//! `RATIO download_vs_curl <v>` and `RATIO upload_vs_curl <v>` (connector / curl throughput).
+//! `RATIO download_vs_curl <v>` and `RATIO upload_vs_curl <v>` (connector / curl throughput),
+//! and `RATIO download_peak_rss_mb <v>` / `RATIO upload_peak_rss_mb <v>`: the connector's peak
+//! resident memory (`VmHWM`) while transferring, measured by running each connector transfer in
+//! a child process (this bench re-executed with `--child-download` / `--child-upload`), which
+//! times its transfer itself and prints `elapsed_ns <n>` and `vmhwm_kb <n>`. Memory must stay
+//! bounded whatever the size; the bench fails if `VmHWM` cannot be read.
 //!
 //! `cargo bench -p sccm-connector --bench transfer`; `TRANSFER_BENCH_BYTES` overrides the size,
 //! `TRANSFER_BENCH_ROUNDS` the rounds (best of each is kept). The data lives under
@@ -32,6 +37,11 @@ impl Drop for Simulator {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(mode) = args.get(1).filter(|a| a.starts_with("--child-")) {
+        child(mode, &args[2..]);
+        return;
+    }
     let size: u64 = env_number("TRANSFER_BENCH_BYTES", 1 << 30);
     let rounds = env_number("TRANSFER_BENCH_ROUNDS", 2).max(1);
     ensure_curl();
@@ -54,17 +64,27 @@ fn main() {
     let mut download = (Duration::MAX, Duration::MAX);
     let mut upload = (Duration::MAX, Duration::MAX);
     let mut durable_curl = Duration::MAX;
+    let mut peak_kb = (0u64, 0u64);
     for round in 1..=rounds {
         let dest = dir.path().join("download-connector.zip");
         let _ = std::fs::remove_file(&dest);
-        let started = Instant::now();
-        let job = Download::new(&package_url, &dest, size, &sha256);
-        runtime
-            .block_on(client.download(&job, |_| {}))
-            .expect("the connector downloads");
+        let (elapsed, hwm) = run_child(&[
+            "--child-download",
+            &url,
+            &package_url,
+            path_str(&dest),
+            &size.to_string(),
+            &sha256,
+        ]);
+        peak_kb.0 = peak_kb.0.max(hwm);
         download.0 = download
             .0
-            .min(report("download connector", round, size, started));
+            .min(report("download connector", round, size, elapsed));
+        assert_eq!(
+            std::fs::metadata(&dest).expect("the download").len(),
+            size,
+            "the connector's file"
+        );
         std::fs::remove_file(&dest).expect("cleanup");
 
         let dest = dir.path().join("download-curl.zip");
@@ -72,7 +92,7 @@ fn main() {
         curl(&["-o", path_str(&dest), &format!("{url}{package_url}")]);
         download.1 = download
             .1
-            .min(report("download curl     ", round, size, started));
+            .min(report("download curl     ", round, size, started.elapsed()));
         assert_eq!(std::fs::metadata(&dest).expect("curl's file").len(), size);
         // For comparison only: what curl's download costs once it is as durable as ours.
         std::fs::File::open(&dest)
@@ -81,21 +101,24 @@ fn main() {
         durable_curl = durable_curl.min(started.elapsed());
         std::fs::remove_file(&dest).expect("cleanup");
 
-        let started = Instant::now();
-        runtime.block_on(async {
-            let id = client
+        let id = runtime.block_on(async {
+            client
                 .open_upload(&format!("bench-{round}"), "connector")
                 .await
-                .expect("an upload");
-            let job = Upload::new(&id, &package, size, &sha256);
-            client
-                .upload(&job, |_| {})
-                .await
-                .expect("the connector uploads");
+                .expect("an upload")
         });
+        let (elapsed, hwm) = run_child(&[
+            "--child-upload",
+            &url,
+            &id,
+            path_str(&package),
+            &size.to_string(),
+            &sha256,
+        ]);
+        peak_kb.1 = peak_kb.1.max(hwm);
         upload.0 = upload
             .0
-            .min(report("upload connector  ", round, size, started));
+            .min(report("upload connector  ", round, size, elapsed));
 
         let id = runtime.block_on(async {
             client
@@ -126,7 +149,7 @@ fn main() {
         ]);
         upload.1 = upload
             .1
-            .min(report("upload curl       ", round, size, started));
+            .min(report("upload curl       ", round, size, started.elapsed()));
     }
     drop(simulator);
     println!(
@@ -152,6 +175,85 @@ fn main() {
         "RATIO upload_vs_curl {:.3}",
         upload.1.as_secs_f64() / upload.0.as_secs_f64()
     );
+    println!(
+        "RATIO download_peak_rss_mb {:.1}",
+        peak_kb.0 as f64 / 1024.0
+    );
+    println!("RATIO upload_peak_rss_mb {:.1}", peak_kb.1 as f64 / 1024.0);
+}
+
+/// The connector's side of a transfer, in this process: times the transfer, then prints
+/// `elapsed_ns <n>` and `vmhwm_kb <n>` (the process's peak resident memory).
+fn child(mode: &str, args: &[String]) {
+    let [url, what, path, size, sha256] = args else {
+        panic!("{mode} URL WHAT PATH SIZE SHA256, got {args:?}");
+    };
+    let size: u64 = size.parse().expect("a size");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let client = PortalClient::new(&PortalConfig::new(url, REMOTE_ID)).expect("a client");
+    let started = Instant::now();
+    match mode {
+        "--child-download" => {
+            let job = Download::new(what, path, size, sha256);
+            runtime
+                .block_on(client.download(&job, |_| {}))
+                .expect("the connector downloads");
+        }
+        "--child-upload" => {
+            let job = Upload::new(what, path, size, sha256);
+            runtime
+                .block_on(client.upload(&job, |_| {}))
+                .expect("the connector uploads");
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+    let elapsed = started.elapsed();
+    let hwm = vmhwm_kb().unwrap_or_else(|e| panic!("cannot read the peak memory: {e}"));
+    println!("elapsed_ns {}", elapsed.as_nanos());
+    println!("vmhwm_kb {hwm}");
+}
+
+/// `VmHWM` of this process, in kB, from `/proc/self/status`.
+fn vmhwm_kb() -> Result<u64, String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("/proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .ok_or_else(|| "no VmHWM line in /proc/self/status".to_owned())?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .map_err(|e| format!("VmHWM is not a number: {e}"))
+}
+
+/// Runs this bench as a child transfer; its elapsed time and peak memory (kB, never 0).
+fn run_child(args: &[&str]) -> (Duration, u64) {
+    let output = Command::new(std::env::current_exe().expect("the bench executable"))
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("the child runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the child {args:?} failed ({}): {stdout}",
+        output.status
+    );
+    let field = |name: &str| -> u64 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the child printed no {name}: {stdout}"))
+    };
+    let hwm = field("vmhwm_kb ");
+    assert!(hwm > 0, "VmHWM of the child is 0: {stdout}");
+    (Duration::from_nanos(field("elapsed_ns ")), hwm)
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -165,8 +267,7 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
 
-fn report(what: &str, round: u64, size: u64, started: Instant) -> Duration {
-    let elapsed = started.elapsed();
+fn report(what: &str, round: u64, size: u64, elapsed: Duration) -> Duration {
     println!(
         "round {round}: {what} {:>8.3} s  {}",
         elapsed.as_secs_f64(),

@@ -21,10 +21,6 @@ mod script_proof;
 #[path = "integration/portal_support.rs"]
 mod portal_support;
 
-/// The child side of the portal crash and proxy-environment tests (re-executed test binary).
-#[path = "integration/portal_child.rs"]
-mod portal_child;
-
 /// The portal client against the simulator: exact command bytes, acks, results, retries, 401.
 #[path = "integration/portal_client.rs"]
 mod portal_client;
@@ -40,6 +36,11 @@ mod portal_tls;
 /// Through a real proxy (tinyproxy) with basic authentication, and the proxy environment.
 #[path = "integration/portal_proxy.rs"]
 mod portal_proxy;
+
+/// The daemon through tinyproxy: the proxy killed mid-download and restarted (one result), and
+/// its password in no log, journal file or export.
+#[path = "integration/portal_proxy_outage.rs"]
+mod portal_proxy_outage;
 
 /// Crashes: the client killed mid-download and mid-upload; the portal down while a result waits.
 #[path = "integration/portal_crash.rs"]

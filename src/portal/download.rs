@@ -3,12 +3,15 @@
 //! size and SHA-256 verified at the end.
 //!
 //! The network side (an async task) hands chunks to a writer thread through a bounded channel,
-//! so memory stays bounded whatever the size and hashing overlaps receiving. A third thread
-//! syncs the file continuously (`sync_data`, at most every 8 MiB) so the disk keeps up while
-//! bytes arrive; an offset is reported only once synced: a reported offset never exceeds the
-//! bytes durably on disk. On resume the bytes already on disk up to `from_offset` are hashed again
-//! (anything beyond is truncated first); if the file is shorter than `from_offset`, or the
-//! server ignores the range (`200`), the download starts over — after reporting offset `0`.
+//! so memory stays bounded whatever the size and hashing overlaps receiving. The writer gathers
+//! queued chunks into vectored writes and hashes them; syncing is off its path: at the checkpoint
+//! cadence (`checkpoint_bytes` or `checkpoint_interval`) it asks a third thread to `sync_data`
+//! and goes on writing, and an offset is reported only once its sync returned — a reported
+//! offset never exceeds the bytes durably on disk. The end is synced before returning. On resume
+//! the bytes already on disk up to `from_offset` are hashed again (anything beyond is truncated
+//! first); if the file is shorter than `from_offset`, or the server ignores the range (`200`),
+//! the download starts over — after reporting offset `0`. A `206` must carry the
+//! `Content-Range` asked for.
 
 use super::client::{PortalClient, ProgressTarget, transport_error};
 use super::error::PortalError;
@@ -17,7 +20,7 @@ use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{IoSlice, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,9 +99,9 @@ struct Pipe {
     checkpoints: Checkpoints,
 }
 
-/// The file is synced continuously (every [`SYNC_GRANULE`] at most, so the disk keeps up with
-/// the network); of the durable offsets, only those at least `every` bytes or `interval` apart
-/// — and the last — are reported to the caller, who journals each.
+/// Durable offsets arrive from the syncer at the checkpoint cadence; of these, only those at
+/// least `every` bytes or `interval` apart — and the last — are reported to the caller, who
+/// journals each.
 struct Checkpoints {
     every: u64,
     interval: Duration,
@@ -107,8 +110,10 @@ struct Checkpoints {
     pending: Option<u64>,
 }
 
-/// The most bytes written before the background sync is asked to catch up.
-const SYNC_GRANULE: u64 = 8 * 1024 * 1024;
+/// The writer gathers at most this many bytes of queued chunks into one vectored write.
+const BATCH_BYTES: usize = 1024 * 1024;
+/// … and at most this many chunks (well under `IOV_MAX`).
+const BATCH_CHUNKS: usize = 64;
 
 impl Checkpoints {
     fn new(job: &Download, start: u64) -> Self {
@@ -157,14 +162,16 @@ enum ToWriter {
     Restart,
 }
 
+/// The writer thread: writes the chunks (gathered into vectored writes, no copy), hashes them,
+/// and asks the syncer for a sync at the checkpoint cadence — never waiting for one.
 struct Writer {
     path: PathBuf,
-    out: BufWriter<File>,
+    file: File,
     hasher: Sha256,
     written: u64,
-    /// The offset of the last checkpoint asked of the syncer.
+    /// The offset of the last sync asked of the syncer.
     requested: u64,
-    last_sync: Instant,
+    last_request: Instant,
     checkpoint_bytes: u64,
     checkpoint_interval: Duration,
     /// Bumped by every restart; checkpoints carry it.
@@ -172,8 +179,12 @@ struct Writer {
     syncer: Syncer,
 }
 
+/// How the syncer makes the file durable: `sync_data`, or a test's stand-in.
+type SyncFn = Box<dyn Fn() -> std::io::Result<()> + Send>;
+
 /// Syncs the file in the background so that writing goes on while the disk catches up: each
-/// request `(epoch, n)` is answered by `sync_data` and then the report of `n` as durable.
+/// request `(epoch, n)` is answered by a sync and then the report of `n` as durable. At most one
+/// sync is under way; a request while one is busy is not made (the writer asks again later).
 struct Syncer {
     requests: Option<std::sync::mpsc::SyncSender<(u32, u64)>>,
     busy: Arc<AtomicBool>,
@@ -182,6 +193,13 @@ struct Syncer {
 
 impl Syncer {
     fn spawn(file: File, durable: mpsc::UnboundedSender<(u32, u64)>) -> std::io::Result<Self> {
+        Self::spawn_with(Box::new(move || file.sync_data()), durable)
+    }
+
+    fn spawn_with(
+        sync: SyncFn,
+        durable: mpsc::UnboundedSender<(u32, u64)>,
+    ) -> std::io::Result<Self> {
         let (requests, received) = std::sync::mpsc::sync_channel::<(u32, u64)>(1);
         let busy = Arc::new(AtomicBool::new(false));
         let done = busy.clone();
@@ -189,7 +207,7 @@ impl Syncer {
             .name("download-sync".into())
             .spawn(move || {
                 for (epoch, offset) in received {
-                    file.sync_data()?;
+                    sync()?;
                     let _ = durable.send((epoch, offset));
                     done.store(false, Ordering::Release);
                 }
@@ -202,11 +220,10 @@ impl Syncer {
         })
     }
 
-    /// Asks for a sync up to `offset` unless one is under way; whether it was asked.
+    /// Asks for a sync up to `offset`; whether it was asked (false: the thread stopped).
+    /// Call only when not [`busy`](Self::busy).
     fn request(&self, epoch: u32, offset: u64) -> bool {
-        if self.busy.swap(true, Ordering::AcqRel) {
-            return false;
-        }
+        self.busy.store(true, Ordering::Release);
         match &self.requests {
             Some(requests) => requests.try_send((epoch, offset)).is_ok(),
             None => false,
@@ -229,25 +246,65 @@ impl Syncer {
     }
 }
 
+/// `write_all` for a batch of chunks, in as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl Writer {
+    fn new(
+        path: PathBuf,
+        file: File,
+        hasher: Sha256,
+        start: u64,
+        job: &Download,
+        syncer: Syncer,
+    ) -> Self {
+        Self {
+            path,
+            file,
+            hasher,
+            written: start,
+            requested: start,
+            last_request: Instant::now(),
+            checkpoint_bytes: job.checkpoint_bytes.max(1),
+            checkpoint_interval: job.checkpoint_interval,
+            epoch: 0,
+            syncer,
+        }
+    }
+
     fn io(&self, action: &'static str, e: std::io::Error) -> PortalError {
         PortalError::io(action, &self.path, e)
     }
 
-    fn chunk(&mut self, bytes: &[u8]) -> Result<(), PortalError> {
-        self.out
-            .write_all(bytes)
-            .map_err(|e| self.io("cannot write", e))?;
-        self.hasher.update(bytes);
-        self.written += bytes.len() as u64;
-        let due = self.written - self.requested >= SYNC_GRANULE.min(self.checkpoint_bytes)
-            || (self.last_sync.elapsed() >= self.checkpoint_interval
+    /// Writes a batch, hashes it, and asks for a sync if one is due and none is under way.
+    fn write(&mut self, batch: &mut Vec<Bytes>) -> Result<(), PortalError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        write_all_vectored(&mut self.file, batch).map_err(|e| self.io("cannot write", e))?;
+        for chunk in batch.drain(..) {
+            self.hasher.update(&chunk);
+            self.written += chunk.len() as u64;
+        }
+        let due = self.written - self.requested >= self.checkpoint_bytes
+            || (self.last_request.elapsed() >= self.checkpoint_interval
                 && self.written > self.requested);
         if due && !self.syncer.busy() {
-            self.out.flush().map_err(|e| self.io("cannot write", e))?;
             if self.syncer.request(self.epoch, self.written) {
                 self.requested = self.written;
-                self.last_sync = Instant::now();
+                self.last_request = Instant::now();
             } else {
                 // The sync thread stopped: its error says why.
                 let error = self
@@ -262,8 +319,7 @@ impl Writer {
     }
 
     fn restart(&mut self) -> Result<(), PortalError> {
-        self.out.flush().map_err(|e| self.io("cannot write", e))?;
-        let file = self.out.get_mut();
+        let file = &mut self.file;
         file.set_len(0)
             .map_err(|e| PortalError::io("cannot truncate", &self.path, e))?;
         file.seek(SeekFrom::Start(0))
@@ -288,9 +344,7 @@ impl Writer {
         let synced = self.syncer.finish();
         outcome?;
         synced.map_err(|e| self.io("cannot sync", e))?;
-        self.out.flush().map_err(|e| self.io("cannot write", e))?;
-        self.out
-            .get_ref()
+        self.file
             .sync_data()
             .map_err(|e| self.io("cannot sync", e))?;
         if self.written != self.requested {
@@ -299,12 +353,28 @@ impl Writer {
         Ok((self.written, self.hasher.finalize().into()))
     }
 
+    /// Gathers what is queued (up to a batch) into each write.
     fn receive(&mut self, rx: &mut mpsc::Receiver<ToWriter>) -> Result<(), PortalError> {
-        while let Some(message) = rx.blocking_recv() {
-            match message {
-                ToWriter::Chunk(bytes) => self.chunk(&bytes)?,
-                ToWriter::Restart => self.restart()?,
+        let mut batch = Vec::with_capacity(BATCH_CHUNKS);
+        while let Some(first) = rx.blocking_recv() {
+            let mut message = Some(first);
+            let mut bytes = 0;
+            while let Some(next) = message.take() {
+                match next {
+                    ToWriter::Chunk(chunk) => {
+                        bytes += chunk.len();
+                        batch.push(chunk);
+                    }
+                    ToWriter::Restart => {
+                        self.write(&mut batch)?;
+                        self.restart()?;
+                    }
+                }
+                if bytes < BATCH_BYTES && batch.len() < BATCH_CHUNKS {
+                    message = rx.try_recv().ok();
+                }
             }
+            self.write(&mut batch)?;
         }
         Ok(())
     }
@@ -400,18 +470,7 @@ impl PortalClient {
             .try_clone()
             .and_then(|clone| Syncer::spawn(clone, durable_tx.clone()))
             .map_err(|e| PortalError::io("cannot sync", &path, e))?;
-        let writer = Writer {
-            path: path.clone(),
-            out: BufWriter::with_capacity(1024 * 1024, file),
-            hasher,
-            written: start,
-            requested: start,
-            last_sync: Instant::now(),
-            checkpoint_bytes: job.checkpoint_bytes.max(1),
-            checkpoint_interval: job.checkpoint_interval,
-            epoch: 0,
-            syncer,
-        };
+        let writer = Writer::new(path.clone(), file, hasher, start, job, syncer);
         let writer = tokio::task::spawn_blocking(move || writer.run(rx, durable_tx));
 
         let mut pipe = Pipe {
@@ -502,7 +561,13 @@ impl PortalClient {
                     });
                 }
                 let response = self.check(response).await?;
-                if written > 0 && response.status() != StatusCode::PARTIAL_CONTENT {
+                if response.status() == StatusCode::PARTIAL_CONTENT {
+                    check_content_range(
+                        response.headers().get(reqwest::header::CONTENT_RANGE),
+                        written,
+                        job.size,
+                    )?;
+                } else if written > 0 {
                     tracing::warn!(
                         "portal: the server ignored the range (answered {}); starting over",
                         response.status()
@@ -513,8 +578,6 @@ impl PortalClient {
                     send(tx, ToWriter::Restart).await?;
                     written = 0;
                     resumed_from = 0;
-                } else if written > 0 {
-                    check_content_range(&response, written)?;
                 }
                 let mut body = response.bytes_stream();
                 loop {
@@ -604,21 +667,46 @@ async fn send(tx: &mpsc::Sender<ToWriter>, message: ToWriter) -> Result<(), Port
         .map_err(|_| PortalError::Client("the download writer stopped".into()))
 }
 
-/// A `206` must start where we asked.
-fn check_content_range(response: &reqwest::Response, written: u64) -> Result<(), PortalError> {
-    let Some(value) = response.headers().get(reqwest::header::CONTENT_RANGE) else {
-        return Ok(());
+/// A `206` must say which bytes it carries: `Content-Range: bytes N-M/size`, starting where we
+/// asked (`N` = `written`), within the file, whose total is the size we expect. Anything else
+/// (missing, malformed, `*` for the total, another start or size) is a [`PortalError::Protocol`].
+fn check_content_range(
+    value: Option<&reqwest::header::HeaderValue>,
+    written: u64,
+    size: u64,
+) -> Result<(), PortalError> {
+    let Some(value) = value else {
+        return Err(PortalError::Protocol(format!(
+            "asked for bytes from {written}, got a 206 without Content-Range"
+        )));
     };
     let text = value.to_str().unwrap_or_default();
-    let first = text
-        .strip_prefix("bytes ")
-        .and_then(|rest| rest.split('-').next())
-        .and_then(|n| n.trim().parse::<u64>().ok());
-    match first {
-        Some(first) if first == written => Ok(()),
-        _ => Err(PortalError::Protocol(format!(
-            "asked for bytes from {written}, got Content-Range {text:?}"
-        ))),
+    let number = |s: &str| {
+        let s = s.trim();
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse::<u64>().ok()
+    };
+    let parsed = text.strip_prefix("bytes ").and_then(|rest| {
+        let (range, total) = rest.split_once('/')?;
+        let (first, last) = range.split_once('-')?;
+        Some((number(first)?, number(last)?, number(total)?))
+    });
+    let refuse = |why: &str| {
+        Err(PortalError::Protocol(format!(
+            "asked for bytes from {written} of {size}, got Content-Range {:?}: {why}",
+            text.chars().take(100).collect::<String>()
+        )))
+    };
+    match parsed {
+        None => refuse("not `bytes N-M/size`"),
+        Some((first, _, _)) if first != written => refuse("another start"),
+        Some((_, _, total)) if total != size => refuse("another total size"),
+        Some((first, last, total)) if last < first || last >= total => {
+            refuse("a range outside the file")
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -631,4 +719,164 @@ pub fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    fn range(text: &str, written: u64, size: u64) -> Result<(), PortalError> {
+        check_content_range(
+            Some(&HeaderValue::from_str(text).expect("works")),
+            written,
+            size,
+        )
+    }
+
+    #[test]
+    fn a_206_must_carry_a_content_range_from_the_asked_offset_of_the_expected_size() {
+        assert!(range("bytes 100-999/1000", 100, 1000).is_ok());
+        assert!(
+            range("bytes 100-499/1000", 100, 1000).is_ok(),
+            "a shorter range"
+        );
+        assert!(range("bytes 0-999/1000", 0, 1000).is_ok());
+        assert!(matches!(
+            check_content_range(None, 100, 1000),
+            Err(PortalError::Protocol(m)) if m.contains("without Content-Range")
+        ));
+        for bad in [
+            "bytes 0-999/1000",   // another start
+            "bytes 100-999/2000", // another size
+            "bytes 100-999/*",    // unknown size
+            "bytes 100-1000/1000",
+            "bytes 100-99/1000",
+            "bytes 100-999",
+            "bytes 100/1000",
+            "bytes=100-999/1000",
+            "items 100-999/1000",
+            "bytes +100-999/1000",
+            "bytes 100--999/1000",
+            "",
+            "garbage",
+        ] {
+            assert!(
+                matches!(range(bad, 100, 1000), Err(PortalError::Protocol(_))),
+                "{bad:?} is refused"
+            );
+        }
+    }
+
+    /// A stand-in for `sync_data`: counts calls and, while `hold` is set, waits until it clears.
+    #[derive(Clone, Default)]
+    struct Gate {
+        syncs: Arc<AtomicUsize>,
+        hold: Arc<Mutex<bool>>,
+        released: Arc<std::sync::Condvar>,
+    }
+
+    impl Gate {
+        fn sync_fn(&self) -> SyncFn {
+            let gate = self.clone();
+            Box::new(move || {
+                let mut held = gate.hold.lock().expect("the gate");
+                while *held {
+                    held = gate.released.wait(held).expect("the gate");
+                }
+                gate.syncs.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+        }
+
+        fn set_hold(&self, hold: bool) {
+            *self.hold.lock().expect("the gate") = hold;
+            self.released.notify_all();
+        }
+    }
+
+    fn writer(
+        dir: &tempfile::TempDir,
+        checkpoint_bytes: u64,
+        gate: &Gate,
+    ) -> (Writer, mpsc::UnboundedReceiver<(u32, u64)>) {
+        let path = dir.path().join("package.zip");
+        let (file, hasher) = prepare(&path, 0).expect("works");
+        let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+        let mut job = Download::new("/p", &path, 1 << 40, "00");
+        job.checkpoint_bytes = checkpoint_bytes;
+        job.checkpoint_interval = Duration::from_secs(3600);
+        let syncer = Syncer::spawn_with(gate.sync_fn(), durable_tx).expect("works");
+        (Writer::new(path, file, hasher, 0, &job, syncer), durable_rx)
+    }
+
+    fn chunks(n: usize, size: usize) -> Vec<Bytes> {
+        (0..n).map(|i| Bytes::from(vec![i as u8; size])).collect()
+    }
+
+    fn wait_durable(rx: &mut mpsc::UnboundedReceiver<(u32, u64)>) -> (u32, u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(durable) = rx.try_recv() {
+                return durable;
+            }
+            assert!(Instant::now() < deadline, "no durable offset in 10 s");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn the_file_is_synced_only_at_the_checkpoint_cadence() {
+        let dir = tempfile::tempdir().expect("works");
+        let gate = Gate::default();
+        const MIB: usize = 1024 * 1024;
+        let (mut writer, mut durable) = writer(&dir, 64 * MIB as u64, &gate);
+        for chunk in chunks(63, MIB) {
+            writer.write(&mut vec![chunk]).expect("works");
+        }
+        assert_eq!(
+            gate.syncs.load(Ordering::SeqCst),
+            0,
+            "no sync before 64 MiB"
+        );
+        assert!(durable.try_recv().is_err());
+        writer.write(&mut chunks(1, MIB)).expect("works");
+        assert_eq!(wait_durable(&mut durable), (0, 64 * MIB as u64));
+        assert_eq!(gate.syncs.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn writing_goes_on_during_a_sync_and_an_offset_is_reported_only_once_synced() {
+        let dir = tempfile::tempdir().expect("works");
+        let gate = Gate::default();
+        gate.set_hold(true);
+        let (mut writer, mut durable) = writer(&dir, 1000, &gate);
+        writer.write(&mut chunks(1, 1000)).expect("works");
+        // The sync of the first 1000 bytes hangs; the writer goes on regardless.
+        for _ in 0..5 {
+            writer.write(&mut chunks(2, 1000)).expect("works");
+        }
+        assert_eq!(writer.written, 11_000);
+        assert!(
+            durable.try_recv().is_err(),
+            "nothing durable while the sync hangs"
+        );
+        assert_eq!(gate.syncs.load(Ordering::SeqCst), 0);
+        gate.set_hold(false);
+        assert_eq!(wait_durable(&mut durable), (0, 1000));
+        // The next write asks for the rest.
+        writer.write(&mut chunks(1, 1000)).expect("works");
+        assert_eq!(wait_durable(&mut durable), (0, 12_000));
+        let (closed_tx, closed) = mpsc::channel(1);
+        drop(closed_tx);
+        let (len, digest) = writer
+            .run(closed, mpsc::unbounded_channel().0)
+            .expect("works");
+        assert_eq!(len, 12_000);
+        let on_disk = std::fs::read(dir.path().join("package.zip")).expect("works");
+        assert_eq!(on_disk.len(), 12_000);
+        assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&on_disk)));
+    }
 }

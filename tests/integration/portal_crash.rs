@@ -1,6 +1,7 @@
 //! Surviving crashes on both sides. The client's: a download and an upload run in a child
-//! process (this test binary re-run, see `portal_child.rs`), SIGKILLed mid-transfer, then
-//! resumed from what it reported (as the engine would from its journal). The portal's: a
+//! process (`sccm-connector sim portal client MODE`, see `src/sim/portal/drive.rs`), SIGKILLed
+//! mid-transfer, then resumed from what it reported (as the engine would from its journal).
+//! The portal's: a
 //! result sent while the simulator is down fails retryably and is delivered once it is back on
 //! the same data directory — exactly one effective result; the `sim portal` command keeps its
 //! state across a kill.

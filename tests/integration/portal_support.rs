@@ -1,7 +1,7 @@
 //! Helpers of the portal tests: a simulator started in process (with its admin API), a test CA
 //! (rcgen) issuing server and client certificates, a private tinyproxy with basic
-//! authentication, deterministic package bytes, and child processes (the test binary re-run on
-//! `portal_child::entry` with `SCCM_PORTAL_CHILD` set; see `portal_child.rs`).
+//! authentication, deterministic package bytes, and child processes (the connector's client run
+//! once by the hidden `sccm-connector sim portal client MODE`; see `src/sim/portal/drive.rs`).
 
 #![allow(dead_code)]
 
@@ -358,11 +358,42 @@ impl Tinyproxy {
     }
 
     fn try_start(user: &str, password: &str) -> Result<Self, String> {
-        let dir = super::support::temp_dir();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
             .port();
+        Self::try_start_on(port, user, password)
+    }
+
+    /// Kills tinyproxy (an outage: its connections break, new ones are refused).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts tinyproxy again on the same port, with the same credentials (retrying for up to
+    /// 20 s while the port is not free yet).
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match Self::try_start_on(self.port, &self.user, &self.password) {
+                Ok(proxy) => {
+                    *self = proxy;
+                    return;
+                }
+                Err(error) => assert!(
+                    std::time::Instant::now() < deadline,
+                    "tinyproxy did not start again on port {}: {error}",
+                    self.port
+                ),
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn try_start_on(port: u16, user: &str, password: &str) -> Result<Self, String> {
+        let dir = super::support::temp_dir();
         let config = format!(
             "Port {port}\nListen 127.0.0.1\nTimeout 120\nMaxClients 64\nLogLevel Info\n\
              BasicAuth {user} {password}\nAllow 127.0.0.1\nDisableViaHeader Yes\n"
@@ -469,18 +500,18 @@ fn ensure_tinyproxy() {
     });
 }
 
-/// Runs this test binary as a child on `portal_child::entry` with `mode` and `env`.
+/// `sccm-connector sim portal client MODE` with `env` set and the same remote ID, timeouts and
+/// quick retries as [`client_config`]; its stdout (the `<what> <n>` reports) is piped.
 pub fn child(mode: &str, env: &[(&str, String)]) -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sccm-connector"));
     command
-        .args([
-            "--exact",
-            "portal_child::entry",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("SCCM_PORTAL_CHILD", mode)
+        .args(["sim", "portal", "client", mode])
+        .env("REMOTE_ID", REMOTE_ID)
+        .env("CONNECT_TIMEOUT_SECONDS", "5")
+        .env("READ_TIMEOUT_SECONDS", "30")
+        .env("RETRY_ATTEMPTS", "4")
+        .env("RETRY_INITIAL_MS", "20")
+        .env("RETRY_MAX_MS", "200")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

@@ -333,3 +333,62 @@ async fn an_upload_completed_with_the_wrong_sha256_is_refused() {
     assert!(!error.is_retryable());
     assert_eq!(portal.upload_info(&id).await["complete"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_a_read_timeout_and_the_download_resumes_from_its_checkpoint() {
+    let portal = Portal::start().await;
+    let bytes = package_bytes(3 * MIB, 31);
+    let package = portal.add_package(bytes.clone()).await;
+    // The body stalls for 20 s after 1 MiB: far longer than the 1 s read timeout.
+    portal
+        .set_faults(json!({"faults": [
+            {"kind": "delay", "ms": 20_000, "after_bytes": MIB, "path": "/api/connector/v1/packages/"},
+        ]}))
+        .await;
+    let mut config = client_config(&portal.url());
+    config.read_timeout_seconds = 1;
+    config.retry.max_attempts = 1;
+    let impatient = PortalClient::new(&config).expect("a client");
+    let dest = portal.dir.path().join("download.zip");
+    let mut job = Download::new(&package.url, &dest, package.size, &package.sha256);
+    job.checkpoint_bytes = 256 * 1024;
+    let (offsets, on_durable) = recorder();
+    let started = std::time::Instant::now();
+    let error = impatient
+        .download(&job, on_durable)
+        .await
+        .expect_err("the stalled body times out");
+    let waited = started.elapsed();
+    assert!(
+        matches!(error, PortalError::Timeout { .. }),
+        "a typed timeout: {error:?}"
+    );
+    assert!(error.is_retryable());
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(10),
+        "the read timeout (1 s) ended it, not the stall (20 s): {waited:?}"
+    );
+    // Everything received before the stall was made durable and reported.
+    let journaled = *offsets
+        .lock()
+        .expect("offsets")
+        .last()
+        .expect("a checkpoint");
+    assert_eq!(journaled, MIB as u64);
+    assert!(std::fs::metadata(&dest).expect("the partial file").len() >= journaled);
+
+    portal.set_faults(json!({"faults": []})).await;
+    let resumed =
+        Download::new(&package.url, &dest, package.size, &package.sha256).resume_from(journaled);
+    let done = client(&portal)
+        .download(&resumed, |_| {})
+        .await
+        .expect("resumed");
+    assert_eq!((done.resumed_from, done.requests), (journaled, 1));
+    assert_eq!(std::fs::read(&dest).expect("the file"), bytes);
+    assert_eq!(
+        ranges(&portal, &package.package_id).await,
+        vec![None, Some(format!("bytes={journaled}-"))]
+    );
+}

@@ -9,11 +9,14 @@
 //! - `files`: package and upload bytes, and download faults.
 //! - `api`: the connector endpoints; `admin`: `/sim/…`.
 //! - `server`: the listener, TLS, and the per-connection kill switch.
+//! - `drive`: the hidden `sim portal client MODE`, the connector's client run once in a process
+//!   of its own (for the crash tests).
 //!
 //! In-process use (tests, the demo): [`serve`] returns a [`SimHandle`] with the bound address.
 
 mod admin;
 mod api;
+mod drive;
 pub mod faults;
 mod files;
 mod server;
@@ -133,6 +136,7 @@ pub async fn serve(config: SimConfig) -> Result<SimHandle, String> {
     let sim = Arc::new(Sim {
         layout,
         state: Mutex::new(state),
+        writer: Mutex::new(()),
         faults: Mutex::new(FaultPlan::default()),
         requests: Mutex::new(VecDeque::new()),
         next_request: Mutex::new(0),
@@ -198,6 +202,8 @@ fn router(sim: Arc<Sim>) -> Router {
 pub(crate) struct Sim {
     layout: Layout,
     state: Mutex<SimState>,
+    /// Held by an update from its copy of the state to the swap.
+    writer: Mutex<()>,
     faults: Mutex<FaultPlan>,
     requests: Mutex<VecDeque<LoggedRequest>>,
     next_request: Mutex<u64>,
@@ -235,15 +241,23 @@ impl Sim {
         f(&self.state.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Changes the state and saves it durably before answering.
+    /// Changes the state and saves it durably before answering. The change is made to a copy,
+    /// which replaces the state only once saved: if saving fails (or `f` does), memory keeps the
+    /// state that is on disk. Updates are serialised by `writer`; readers see the old state until
+    /// the swap, never an unsaved one. The blocking save runs off the async workers
+    /// ([`blocking`]).
     fn update<T>(
         &self,
         f: impl FnOnce(&mut SimState) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let value = f(&mut state)?;
-        self.layout.save(&state).map_err(ApiError::internal)?;
-        Ok(value)
+        blocking(|| {
+            let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut next = self.read(SimState::clone);
+            let value = f(&mut next)?;
+            self.layout.save(&next).map_err(ApiError::internal)?;
+            *self.state.lock().unwrap_or_else(|p| p.into_inner()) = next;
+            Ok(value)
+        })
     }
 
     fn upload_record(&self, id: &str) -> Result<UploadRecord, ApiError> {
@@ -276,6 +290,18 @@ impl Sim {
         if let Some(entry) = log.iter_mut().rev().find(|e| e.seq == seq) {
             entry.status = Some(status);
         }
+    }
+}
+
+/// Runs blocking file work from an async handler: on a multi-thread runtime with
+/// `block_in_place` (the worker's other tasks move to another thread meanwhile); on a
+/// current-thread runtime (where that is not possible) or outside one, inline.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
@@ -451,6 +477,15 @@ struct Args {
 /// Entry point of `sccm-connector sim portal` (`args`: everything after it). Prints
 /// `listening on http(s)://ADDR` once bound, then serves until SIGINT or SIGTERM.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    if args.first().is_some_and(|a| a == "client") {
+        return match args.get(1).and_then(|m| m.to_str()) {
+            Some(mode) if args.len() == 2 => drive::main(mode),
+            _ => {
+                eprintln!("usage: sccm-connector sim portal client download|upload|poll");
+                ExitCode::from(2)
+            }
+        };
+    }
     let argv = std::iter::once(OsString::from("sccm-connector sim portal")).chain(args);
     let args = match Args::try_parse_from(argv) {
         Ok(args) => args,
@@ -526,5 +561,67 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn start(dir: &std::path::Path) -> SimHandle {
+        serve(SimConfig::new("127.0.0.1:0".parse().expect("works"), dir))
+            .await
+            .expect("works")
+    }
+
+    async fn post_command(url: &str, id: &str) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .post(format!("{url}/sim/commands"))
+            .body(format!("{{\"id\": \"{id}\"}}"))
+            .send()
+            .await
+            .expect("works")
+            .status()
+    }
+
+    async fn command_status(url: &str, id: &str) -> reqwest::StatusCode {
+        reqwest::get(format!("{url}/sim/commands/{id}"))
+            .await
+            .expect("works")
+            .status()
+    }
+
+    async fn a_failed_save_leaves_memory_as_on_disk() {
+        // reqwest is built without a default TLS provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("works");
+        let sim = start(dir.path()).await;
+        let url = sim.url();
+        assert_eq!(post_command(&url, "kept").await, 201);
+        // Saving fails: its temporary files cannot be created.
+        let tmp = dir.path().join("tmp");
+        std::fs::remove_dir_all(&tmp).expect("works");
+        assert_eq!(post_command(&url, "lost").await, 500);
+        assert_eq!(command_status(&url, "lost").await, 404, "not in memory");
+        std::fs::create_dir_all(&tmp).expect("works");
+        assert_eq!(post_command(&url, "later").await, 201);
+        sim.shutdown().await;
+        // Memory and disk agree: a restarted simulator knows the same commands.
+        let sim = start(dir.path()).await;
+        let url = sim.url();
+        assert_eq!(command_status(&url, "kept").await, 200);
+        assert_eq!(command_status(&url, "lost").await, 404);
+        assert_eq!(command_status(&url, "later").await, 200);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_save_changes_nothing_on_a_multi_thread_runtime() {
+        a_failed_save_leaves_memory_as_on_disk().await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_save_changes_nothing_on_a_current_thread_runtime() {
+        a_failed_save_leaves_memory_as_on_disk().await;
     }
 }

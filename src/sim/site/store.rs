@@ -24,7 +24,13 @@ pub const CONFIG_FILE: &str = "site.json";
 pub const STATE_FILE: &str = "state.json";
 pub const FAULTS_FILE: &str = "faults.json";
 const LOCK_FILE: &str = "lock";
-const TEMP_PREFIX: &str = "state.json.tmp-";
+/// Temporary files of writers that hold the lock (`state.json`, `site.json`): under the lock, any
+/// one found is a dead writer's.
+const LOCKED_TEMP_PREFIXES: [&str; 2] = ["state.json.tmp-", "site.json.tmp-"];
+/// Temporary files of `faults.json`, written without the lock (`sim site faults set`): only one
+/// older than [`UNLOCKED_TEMP_AGE`] is a dead writer's (a live write takes milliseconds).
+const UNLOCKED_TEMP_PREFIX: &str = "faults.json.tmp-";
+const UNLOCKED_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why the site directory cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -207,13 +213,29 @@ impl Site {
         Ok(result)
     }
 
-    /// Temporary files left by a writer that died before its rename (only under the lock).
+    /// Temporary files left by writers that died before their rename (only under the lock):
+    /// those of `state.json` and `site.json`, and those of `faults.json` once old enough.
     fn remove_stale_temps(&self) {
-        if let Ok(entries) = std::fs::read_dir(&self.dir) {
-            for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                    let _ = std::fs::remove_file(entry.path());
-                }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stale = if LOCKED_TEMP_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                true
+            } else if name.starts_with(UNLOCKED_TEMP_PREFIX) {
+                entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= UNLOCKED_TEMP_AGE)
+            } else {
+                false
+            };
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
     }
@@ -259,14 +281,31 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_writers_temp_file_is_ignored_and_cleaned() {
+    fn dead_writers_temp_files_are_ignored_and_cleaned() {
         let dir = tempfile::tempdir().expect("tempdir");
         let site = site(dir.path());
-        let stale = dir.path().join("state.json.tmp-999-abc");
-        std::fs::write(&stale, b"{\"half").expect("write");
+        let write = |name: &str, age: u64| {
+            let path = dir.path().join(name);
+            let file = File::create(&path).expect("create");
+            (&file).write_all(b"{\"half").expect("write");
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+            file.set_modified(when).expect("mtime");
+            path
+        };
+        let state = write("state.json.tmp-999-abc", 0);
+        let config = write("site.json.tmp-999-abc", 0);
+        let old_faults = write("faults.json.tmp-999-abc", 3600);
+        // A fault plan being written right now (without the lock) is left alone.
+        let live_faults = write("faults.json.tmp-1000-def", 0);
+        let other = write("notes.json.tmp-1-x", 3600);
         assert_eq!(site.read().expect("read").applications.len(), 0);
         site.update(|s| s.take_ci_id()).expect("update");
-        assert!(!stale.exists());
+        assert!(!state.exists());
+        assert!(!config.exists());
+        assert!(!old_faults.exists());
+        assert!(live_faults.exists());
+        assert!(other.exists());
+        assert!(Site::open(dir.path()).is_ok());
     }
 
     #[test]
