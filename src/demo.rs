@@ -8,9 +8,9 @@
 //! acknowledged. Then it prints what exists in the site, the import list, and where the journal
 //! is, with the commands to replay and export it. With `--dir`, `DIR/connector.toml`,
 //! `DIR/journal/`, `DIR/portal/`, `DIR/site/` and `DIR/share/` stay, and the printed
-//! `sim portal --listen ADDR --data DIR/portal` (the portal runs on a fixed port outside the
-//! ephemeral range, the one `connector.toml` names) and `run --config DIR/connector.toml` work
-//! again on their own.
+//! `sim portal --data DIR/portal` (the portal runs on a fixed port outside the ephemeral range,
+//! the one `connector.toml` names; the simulator remembers it in `DIR/portal/listen`) and
+//! `run --config DIR/connector.toml` work again on their own.
 
 use crate::config::Config;
 use crate::sim::portal::{SimConfig, SimHandle, serve};
@@ -125,7 +125,7 @@ const PORT_BASE: u16 = 20000;
 const PORT_SPAN: u16 = 10000;
 
 /// Starts the portal simulator on `data`, on a fixed free port: the port is written into
-/// `connector.toml` and printed in the `sim portal --listen` command of the summary, so both
+/// `connector.toml` and remembered by the simulator in its data (`sim portal --data` alone), so both
 /// still agree when the demo directory is used again. The start is spread by the process id and
 /// the clock, so demos run at the same time (tests) do not chase the same ports.
 async fn serve_portal(data: &Path) -> Result<SimHandle, DemoError> {
@@ -430,9 +430,12 @@ fn summary(
         dir.join("site").display()
     ));
     s.push_str(&format!(
-        "Serve the portal again:  sccm-connector sim portal --listen {} --poll-after {POLL_AFTER} --data {}\n",
-        left.portal,
+        "Serve the portal again:  sccm-connector sim portal --data {} --poll-after {POLL_AFTER}\n",
         dir.join("portal").display()
+    ));
+    s.push_str(&format!(
+        "                         (it listens on {} again: the address is remembered in its data and named in connector.toml)\n",
+        left.portal
     ));
     s.push_str(&format!(
         "Run the connector again: sccm-connector run --config {}\n",

@@ -37,7 +37,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -149,6 +149,7 @@ pub async fn serve(config: SimConfig) -> Result<SimHandle, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    remember_listen(&config.data, addr)?;
     let (stop, stopped) = oneshot::channel();
     let with_tls = tls.is_some();
     let task = tokio::spawn(server::run(listener, tls, router(sim), stopped));
@@ -439,6 +440,41 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The file under `--data` that remembers the address the simulator last listened on, so that
+/// `sim portal --data DIR` without `--listen` serves where the connectors of that data expect it.
+const LISTEN_FILE: &str = "listen";
+
+/// Writes the bound address to `DATA/listen` (temporary file and rename).
+fn remember_listen(data: &Path, addr: SocketAddr) -> Result<(), String> {
+    let temp = data.join(format!("{LISTEN_FILE}.tmp"));
+    std::fs::write(&temp, format!("{addr}\n"))
+        .and_then(|()| std::fs::rename(&temp, data.join(LISTEN_FILE)))
+        .map_err(|e| {
+            format!(
+                "cannot record the listen address in {}: {e}",
+                data.display()
+            )
+        })
+}
+
+/// The address `DATA/listen` remembers.
+fn remembered_listen(data: &Path) -> Result<SocketAddr, String> {
+    let path = data.join(LISTEN_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "--listen is required: {} does not remember an address ({e})",
+            path.display()
+        )
+    })?;
+    text.trim().parse().map_err(|e| {
+        format!(
+            "{} holds {:?}, not an address: {e}",
+            path.display(),
+            text.trim()
+        )
+    })
+}
+
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -451,9 +487,10 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
     about = "The portal simulator: protocol v1, its /sim/ admin API and faults"
 )]
 struct Args {
-    /// The address to listen on, e.g. 127.0.0.1:8443 (port 0: any free port, printed).
+    /// The address to listen on, e.g. 127.0.0.1:8443 (port 0: any free port, printed). Without
+    /// it, the address this --data last listened on (remembered in DATA/listen).
     #[arg(long)]
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     /// The state directory (created if missing; survives restarts).
     #[arg(long)]
     data: PathBuf,
@@ -498,8 +535,18 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             };
         }
     };
+    let listen = match args.listen {
+        Some(listen) => listen,
+        None => match remembered_listen(&args.data) {
+            Ok(listen) => listen,
+            Err(e) => {
+                eprintln!("sccm-connector sim portal: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let config = SimConfig {
-        listen: args.listen,
+        listen,
         data: args.data,
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(SimTls {
@@ -567,6 +614,19 @@ async fn wait_for_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_listen_address_is_remembered_in_the_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = remembered_listen(dir.path()).expect_err("nothing remembered yet");
+        assert!(missing.contains("--listen is required"), "{missing}");
+        let handle = start(dir.path()).await;
+        assert_eq!(remembered_listen(dir.path()), Ok(handle.addr()));
+        handle.shutdown().await;
+        std::fs::write(dir.path().join(LISTEN_FILE), "not an address").expect("write");
+        let garbage = remembered_listen(dir.path()).expect_err("garbage");
+        assert!(garbage.contains("not an address"), "{garbage}");
+    }
 
     async fn start(dir: &std::path::Path) -> SimHandle {
         serve(SimConfig::new("127.0.0.1:0".parse().expect("works"), dir))
