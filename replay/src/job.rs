@@ -252,16 +252,9 @@ impl Job {
                 retryable,
                 error,
             } => {
-                self.expect_report_in_flight(&entry.event, *attempt)?;
-                self.report.in_flight = false;
-                self.report.failures = self.report.failures.saturating_add(1);
-                self.report.last_error = Some(error.clone());
-                if *retryable {
-                    let delay = self.report_backoff().delay_ms(self.report.failures);
-                    self.report.retry_at = Some(at.plus_millis(delay));
-                } else {
-                    self.signal(Signal::ReportSettled { delivered: false })?;
-                }
+                // An older journal's retryable failure: the plain backoff.
+                let retry = retryable.then_some((0, None));
+                self.report_failed(&entry.event, at, *attempt, error, retry)?;
             }
             Event::ReportDeferred {
                 attempt,
@@ -269,16 +262,8 @@ impl Job {
                 retry_after_ms,
                 jitter_ms,
             } => {
-                self.expect_report_in_flight(&entry.event, *attempt)?;
-                self.report.in_flight = false;
-                self.report.failures = self.report.failures.saturating_add(1);
-                self.report.last_error = Some(error.clone());
-                let delay = self.report_backoff().retry_delay_ms(
-                    self.report.failures,
-                    *jitter_ms,
-                    *retry_after_ms,
-                );
-                self.report.retry_at = Some(at.plus_millis(delay));
+                let retry = Some((*jitter_ms, *retry_after_ms));
+                self.report_failed(&entry.event, at, *attempt, error, retry)?;
             }
             Event::ReportAcknowledged => {
                 let attempt = self.report.attempts;
@@ -305,15 +290,35 @@ impl Job {
         Ok(())
     }
 
-    /// The result's delivery backoff (none before a result exists).
-    fn report_backoff(&self) -> Backoff {
-        self.result.as_ref().map_or(
-            Backoff {
-                initial_ms: 0,
-                max_ms: 0,
-            },
-            |r| r.retry,
-        )
+    /// A delivery attempt failed: sent again after the result's backoff (less `jitter_ms`, never
+    /// sooner than `retry_after_ms`) when `retry` is given, settled as undelivered otherwise.
+    fn report_failed(
+        &mut self,
+        event: &Event,
+        at: Timestamp,
+        attempt: u32,
+        error: &str,
+        retry: Option<(u64, Option<u64>)>,
+    ) -> Result<(), ReplayError> {
+        self.expect_report_in_flight(event, attempt)?;
+        self.report.in_flight = false;
+        self.report.failures = self.report.failures.saturating_add(1);
+        self.report.last_error = Some(error.to_string());
+        match retry {
+            Some((jitter_ms, retry_after_ms)) => {
+                let backoff = self.result.as_ref().map_or(
+                    Backoff {
+                        initial_ms: 0,
+                        max_ms: 0,
+                    },
+                    |r| r.retry,
+                );
+                let delay = backoff.retry_delay_ms(self.report.failures, jitter_ms, retry_after_ms);
+                self.report.retry_at = Some(at.plus_millis(delay));
+                Ok(())
+            }
+            None => self.signal(Signal::ReportSettled { delivered: false }),
+        }
     }
 
     fn invalid(&self, event: &Event) -> ReplayError {

@@ -264,6 +264,23 @@ pub struct PortalExchange {
     pub delivered: Option<bool>,
 }
 
+impl PortalExchange {
+    /// Delivery `attempt` failed at `at`.
+    fn delivery_failed(&mut self, attempt: u32, at: Timestamp, retryable: bool, error: &str) {
+        if let Some(d) = self
+            .deliveries
+            .iter_mut()
+            .rev()
+            .find(|d| d.attempt == attempt)
+        {
+            d.outcome = "failed";
+            d.answered_at = Some(at);
+            d.retryable = Some(retryable);
+            d.error = Some(error.to_string());
+        }
+    }
+}
+
 /// The journaled result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ResultOverview {
@@ -573,31 +590,9 @@ fn portal_exchange(entries: &[Entry]) -> PortalExchange {
                 attempt,
                 retryable,
                 error,
-            } => {
-                if let Some(d) = exchange
-                    .deliveries
-                    .iter_mut()
-                    .rev()
-                    .find(|d| d.attempt == *attempt)
-                {
-                    d.outcome = "failed";
-                    d.answered_at = Some(entry.at);
-                    d.retryable = Some(*retryable);
-                    d.error = Some(error.clone());
-                }
-            }
+            } => exchange.delivery_failed(*attempt, entry.at, *retryable, error),
             Event::ReportDeferred { attempt, error, .. } => {
-                if let Some(d) = exchange
-                    .deliveries
-                    .iter_mut()
-                    .rev()
-                    .find(|d| d.attempt == *attempt)
-                {
-                    d.outcome = "failed";
-                    d.answered_at = Some(entry.at);
-                    d.retryable = Some(true);
-                    d.error = Some(error.clone());
-                }
+                exchange.delivery_failed(*attempt, entry.at, true, error);
             }
             Event::ReportAcknowledged => {
                 if let Some(d) = exchange.deliveries.last_mut() {

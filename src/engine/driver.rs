@@ -111,6 +111,23 @@ impl Driver {
         Ok(())
     }
 
+    /// Journals attempt `attempt` of `step` as failed.
+    async fn fail(
+        &self,
+        step: StepIndex,
+        attempt: u32,
+        retryable: bool,
+        error: String,
+    ) -> Result<(), DriveError> {
+        self.record(Event::StepFailed {
+            step,
+            attempt,
+            retryable,
+            error,
+        })
+        .await
+    }
+
     /// Records from inside a transfer's progress callback (a synchronous context on the runtime).
     fn record_now(&self, event: Event) {
         let (store, id) = (self.services.store.clone(), self.id);
@@ -265,13 +282,7 @@ impl Driver {
         if !running {
             self.record(Event::StepStarted { step, attempt }).await?;
         }
-        self.record(Event::StepFailed {
-            step,
-            attempt,
-            retryable: false,
-            error,
-        })
-        .await?;
+        self.fail(step, attempt, false, error).await?;
         Ok(true)
     }
 
@@ -318,15 +329,7 @@ impl Driver {
                 step,
                 attempt,
                 reason,
-            } => {
-                self.record(Event::StepFailed {
-                    step,
-                    attempt,
-                    retryable: false,
-                    error: reason,
-                })
-                .await
-            }
+            } => self.fail(step, attempt, false, reason).await,
             Action::ComposeResult { conclusion } => {
                 let body = compose(job, &conclusion);
                 let key = idempotency_key(job.command_id().unwrap_or(&self.id.to_string()));
@@ -473,14 +476,8 @@ impl Driver {
             match Runner::new(self.services.config.powershell.clone()) {
                 Ok(runner) => self.runner = Some(runner),
                 Err(e) => {
-                    let retryable = e.is_retryable();
                     return self
-                        .record(Event::StepFailed {
-                            step,
-                            attempt,
-                            retryable,
-                            error: e.to_string(),
-                        })
+                        .fail(step, attempt, e.is_retryable(), e.to_string())
                         .await;
                 }
             }
@@ -546,24 +543,11 @@ impl Driver {
                                 lost.sha256,
                                 status.committed
                             );
-                            return self
-                                .record(Event::StepFailed {
-                                    step,
-                                    attempt,
-                                    retryable: false,
-                                    error,
-                                })
-                                .await;
+                            return self.fail(step, attempt, false, error).await;
                         }
                         Err(e) => {
-                            let retryable = e.is_retryable();
                             return self
-                                .record(Event::StepFailed {
-                                    step,
-                                    attempt,
-                                    retryable,
-                                    error: e.to_string(),
-                                })
+                                .fail(step, attempt, e.is_retryable(), e.to_string())
                                 .await;
                         }
                     }
@@ -596,14 +580,8 @@ impl Driver {
                     id
                 }
                 Err(e) => {
-                    let retryable = e.is_retryable();
                     return self
-                        .record(Event::StepFailed {
-                            step,
-                            attempt,
-                            retryable,
-                            error: e.to_string(),
-                        })
+                        .fail(step, attempt, e.is_retryable(), e.to_string())
                         .await;
                 }
             },
