@@ -234,12 +234,7 @@ impl Child {
     async fn stop(&mut self) {
         #[cfg(unix)]
         {
-            let pid = self.0.id().expect("still running").to_string();
-            let sent = std::process::Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .expect("kill runs");
-            assert!(sent.success());
+            crate::support::sigterm(&self.0).await;
             let status = tokio::time::timeout(Duration::from_secs(60), self.0.wait())
                 .await
                 .expect("a clean stop within 60 s")

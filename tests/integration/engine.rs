@@ -6,28 +6,9 @@
 #![cfg(unix)]
 
 use crate::portal_support::refuse_until_request;
-use crate::support::case::{Case, DEADLINE, app, package};
-use serde_json::{Value, json};
+use crate::support::case::{Case, DEADLINE, app, assert_ok, package};
+use serde_json::json;
 use std::time::Duration;
-
-/// The daemon in process on `case`'s configuration; send on the sender to stop it.
-fn start_daemon(
-    case: &Case,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), sccm_connector::daemon::DaemonError>>,
-) {
-    let config = case.setup.config();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(sccm_connector::daemon::run(config, async {
-        let _ = stopped.await;
-    }));
-    (stop, daemon)
-}
-
-fn assert_ok(result: &Value) {
-    assert_eq!(result["status"], "ok", "{result}");
-}
 
 /// A download that stalls longer than the progress interval (10 s) mid-body posts its progress
 /// to the portal, under the command and the step's name.
@@ -84,7 +65,7 @@ async fn a_result_pending_while_the_portal_is_down_is_delivered_once_it_is_back(
             {"kind": "status", "status": 503, "retry_after": 1, "path": result_path, "times": 1},
         ]}))
         .await;
-    let (stop, daemon) = start_daemon(&case);
+    let daemon = case.start_daemon();
     case.portal.wait_for_requests(1, "POST", &result_path).await;
     assert!(case.portal.command(&id).await["effective_result"].is_null());
 
@@ -96,27 +77,14 @@ async fn a_result_pending_while_the_portal_is_down_is_delivered_once_it_is_back(
         tried,
         "the result was not sent again while the portal was down"
     );
-    assert!(!daemon.is_finished());
+    assert!(daemon.is_running());
 
     case.portal.restart().await;
-    let result = case.wait_for_result(&id, || !daemon.is_finished()).await;
+    let result = case.wait_for_result(&id, || daemon.is_running()).await;
     assert_ok(&result);
     // The job closes after the acknowledgement: its spool folder goes.
-    let until = std::time::Instant::now() + DEADLINE;
-    while std::fs::read_dir(case.setup.spool())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| e.file_name() != "scripts")
-    {
-        assert!(std::time::Instant::now() < until, "the job never finished");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop.send(());
-    daemon
-        .await
-        .expect("the daemon task")
-        .expect("the daemon stops cleanly");
+    case.wait_jobs_finished().await;
+    daemon.stop().await;
     case.verify().await;
     let view = case.portal.command(&id).await;
     let results = view["results"].as_array().cloned().unwrap_or_default();
@@ -150,7 +118,7 @@ async fn a_third_job_runs_while_two_jobs_wait() {
         )
         .await,
     ];
-    let (stop, daemon) = start_daemon(&case);
+    let daemon = case.start_daemon();
     // Both pushes started their distribution and are polling it.
     let until = std::time::Instant::now() + DEADLINE;
     loop {
@@ -161,7 +129,7 @@ async fn a_third_job_runs_while_two_jobs_wait() {
         if started >= 2 && polled >= 4 {
             break;
         }
-        assert!(!daemon.is_finished(), "the daemon stopped");
+        assert!(daemon.is_running(), "the daemon stopped");
         assert!(
             std::time::Instant::now() < until,
             "the pushes never polled: {calls}"
@@ -169,7 +137,7 @@ async fn a_third_job_runs_while_two_jobs_wait() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let third = case.import(&[]).await;
-    let result = case.wait_for_result(&third, || !daemon.is_finished()).await;
+    let result = case.wait_for_result(&third, || daemon.is_running()).await;
     assert_ok(&result);
     for id in &slow {
         let view = case.portal.command(id).await;
@@ -178,11 +146,7 @@ async fn a_third_job_runs_while_two_jobs_wait() {
             "{id} should still be waiting for its distribution: {view}"
         );
     }
-    let _ = stop.send(());
-    daemon
-        .await
-        .expect("the daemon task")
-        .expect("the daemon stops cleanly");
+    daemon.stop().await;
 }
 
 /// A portal that accepts the connection and never answers (its poll hangs in the read timeout,
@@ -209,13 +173,7 @@ async fn sigterm_stops_run_promptly_while_the_portal_never_answers() {
         .await
         .expect("the connector polls")
         .expect("a connection");
-    let pid = child.id().expect("a pid").to_string();
-    let killed = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .expect("kill runs");
-    assert!(killed.success());
+    crate::support::sigterm(&child).await;
     let asked = std::time::Instant::now();
     let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await

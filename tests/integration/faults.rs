@@ -14,14 +14,10 @@
 
 #![cfg(unix)]
 
-use crate::support::case::{Case, DEADLINE, app, package};
+use crate::support::case::{Case, DEADLINE, app, assert_ok, package};
 use crate::support::e2e;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-fn assert_ok(result: &Value) {
-    assert_eq!(result["status"], "ok", "{result}");
-}
 
 // ------------------------------------------------------------------ portal faults --
 

@@ -648,13 +648,7 @@ async fn run_writes_cmtrace_log_files_flushed_at_a_clean_stop() {
         .portal
         .wait_for_requests(1, "GET", "/api/connector/v1/commands")
         .await;
-    let pid = child.id().expect("a pid").to_string();
-    let killed = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .expect("kill runs");
-    assert!(killed.success());
+    crate::support::sigterm(&child).await;
     let status = tokio::time::timeout(until - Instant::now(), child.wait())
         .await
         .expect("run stops in time")

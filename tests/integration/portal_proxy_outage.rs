@@ -127,13 +127,7 @@ async fn a_proxy_outage_mid_download_ends_in_one_result_and_the_password_stays_s
     );
 
     // A clean stop.
-    let pid = daemon.id().expect("a pid").to_string();
-    let killed = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .expect("kill runs");
-    assert!(killed.success());
+    crate::support::sigterm(&daemon).await;
     let status = tokio::time::timeout(Duration::from_secs(60), daemon.wait())
         .await
         .expect("the daemon stops in time")

@@ -24,6 +24,17 @@ pub fn connector(args: &[&str]) -> Output {
 }
 
 /// A fresh temporary directory, removed when dropped.
+/// Sends SIGTERM to `child` (it must still be running).
+pub async fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("a running child has a pid").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(killed.success());
+}
+
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("sccm-connector-test-")
@@ -1101,6 +1112,34 @@ pub mod case {
     use serde_json::{Value, json};
     use std::time::{Duration, Instant};
 
+    /// The daemon running in process (see [`Case::start_daemon`]).
+    #[derive(Debug)]
+    pub struct Daemon {
+        stop: tokio::sync::oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<Result<(), sccm_connector::daemon::DaemonError>>,
+    }
+
+    impl Daemon {
+        /// Whether it is still running (it has not stopped by itself).
+        pub fn is_running(&self) -> bool {
+            !self.task.is_finished()
+        }
+
+        /// Asks it to stop and requires a clean stop.
+        pub async fn stop(self) {
+            let _ = self.stop.send(());
+            self.task
+                .await
+                .expect("the daemon task")
+                .expect("the daemon stops cleanly");
+        }
+    }
+
+    /// A result document says `ok`.
+    pub fn assert_ok(result: &Value) {
+        assert_eq!(result["status"], "ok", "{result}");
+    }
+
     /// How long a case may take to reach its results.
     pub const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -1197,18 +1236,38 @@ pub mod case {
         }
 
         pub async fn run_until(&self, commands: &[String]) -> Vec<Value> {
-            let config = self.setup.config();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let daemon = tokio::spawn(sccm_connector::daemon::run(config, async {
-                let _ = stopped.await;
-            }));
-            let until = Instant::now() + DEADLINE;
+            let daemon = self.start_daemon();
             let mut results = Vec::new();
             for id in commands {
-                results.push(self.wait_for_result(id, || !daemon.is_finished()).await);
+                results.push(self.wait_for_result(id, || daemon.is_running()).await);
             }
-            // A finished job's spool folder is removed right after `JobFinished` is journaled: once
-            // none is left, every job that downloaded or uploaded is finished.
+            self.wait_jobs_finished().await;
+            daemon.stop().await;
+            results
+        }
+
+        /// A daemon run that must end by being stopped (`until` resolves first).
+        pub async fn run_stopped_when(&self, until: impl std::future::Future<Output = ()>) {
+            let daemon = self.start_daemon();
+            until.await;
+            daemon.stop().await;
+        }
+
+        /// The daemon in process on this case's configuration, until [`Daemon::stop`].
+        pub fn start_daemon(&self) -> Daemon {
+            let config = self.setup.config();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(sccm_connector::daemon::run(config, async {
+                let _ = stopped.await;
+            }));
+            Daemon { stop, task }
+        }
+
+        /// Returns once no job folder is left in the spool. A finished job's spool folder is
+        /// removed right after `JobFinished` is journaled: once none is left, every job that
+        /// downloaded or uploaded is finished.
+        pub async fn wait_jobs_finished(&self) {
+            let until = Instant::now() + DEADLINE;
             loop {
                 let left: Vec<String> = std::fs::read_dir(self.setup.spool())
                     .into_iter()
@@ -1218,32 +1277,11 @@ pub mod case {
                     .filter(|n| n != "scripts")
                     .collect();
                 if left.is_empty() {
-                    break;
+                    return;
                 }
                 assert!(Instant::now() < until, "jobs {left:?} never finished");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let _ = stop.send(());
-            daemon
-                .await
-                .expect("the daemon task")
-                .expect("the daemon stops cleanly");
-            results
-        }
-
-        /// A daemon run that must end by being stopped (`until` resolves first).
-        pub async fn run_stopped_when(&self, until: impl std::future::Future<Output = ()>) {
-            let config = self.setup.config();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let daemon = tokio::spawn(sccm_connector::daemon::run(config, async {
-                let _ = stopped.await;
-            }));
-            until.await;
-            let _ = stop.send(());
-            daemon
-                .await
-                .expect("the daemon task")
-                .expect("the daemon stops cleanly");
         }
 
         /// Everything that must hold after the daemon stopped: one result per command, the pushes
