@@ -149,7 +149,7 @@ pub async fn serve(config: SimConfig) -> Result<SimHandle, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    remember_listen(&config.data, addr)?;
+    remember_listen(&sim.layout, &config.data, addr)?;
     let (stop, stopped) = oneshot::channel();
     let with_tls = tls.is_some();
     let task = tokio::spawn(server::run(listener, tls, router(sim), stopped));
@@ -444,17 +444,15 @@ impl IntoResponse for ApiError {
 /// `sim portal --data DIR` without `--listen` serves where the connectors of that data expect it.
 const LISTEN_FILE: &str = "listen";
 
-/// Writes the bound address to `DATA/listen` (temporary file and rename).
-fn remember_listen(data: &Path, addr: SocketAddr) -> Result<(), String> {
-    let temp = data.join(format!("{LISTEN_FILE}.tmp"));
-    std::fs::write(&temp, format!("{addr}\n"))
-        .and_then(|()| std::fs::rename(&temp, data.join(LISTEN_FILE)))
-        .map_err(|e| {
-            format!(
-                "cannot record the listen address in {}: {e}",
-                data.display()
-            )
-        })
+/// Writes the bound address to `DATA/listen`, durably like the state.
+fn remember_listen(layout: &Layout, data: &Path, addr: SocketAddr) -> Result<(), String> {
+    let target = data.join(LISTEN_FILE);
+    state::write_durably(&layout.temp(), &target, format!("{addr}\n").as_bytes()).map_err(|e| {
+        format!(
+            "cannot record the listen address in {}: {e}",
+            target.display()
+        )
+    })
 }
 
 /// The address `DATA/listen` remembers.
